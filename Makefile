@@ -1,0 +1,21 @@
+# Localfeed: `make test` sets up .venv (if missing or out of date) and runs ruff and the test suite.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: test lint demo
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# A whole network on this machine (see docs/deploying.md); Ctrl-C stops it.
+demo: $(VENV)/.installed
+	$(PY) -m publisher.demo $(DEMO_ARGS)

@@ -1,0 +1,24 @@
+"""The Localfeed contract: the activity and feed-page schemas, vocabularies and their Python API.
+
+Third parties can use the JSON files under this package directly; Python code imports
+from here::
+
+    from schema import validate_activity, next_occurrences
+
+This package imports nothing else of Localfeed's. It also hosts protocol code both apps
+share (``fetch``, ``websub``, ``feeds``, ``db``, ``config``), which is not part of the contract.
+"""
+
+from schema.postcode import normalise_postcode
+from schema.schedule import Occurrence, next_occurrences
+from schema.validation import Problem, is_valid_activity, validate_activity, validate_page
+
+__all__ = [
+    "Occurrence",
+    "Problem",
+    "is_valid_activity",
+    "next_occurrences",
+    "normalise_postcode",
+    "validate_activity",
+    "validate_page",
+]

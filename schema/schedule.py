@@ -1,0 +1,220 @@
+"""Schedules: when an activity happens next, as iCalendar rules and in plain English.
+
+A schedule entry is a repeating pattern of local wall-clock times in a time zone
+(``Europe/London`` unless it says otherwise): "every Tuesday 10:00-11:00" stays at
+10:00 on the clock through British Summer Time, so the UTC instant moves by an hour at
+each clock change. Expansion works on local dates and attaches the zone last, which
+``zoneinfo`` resolves to the right offset for each date.
+
+Entries are assumed valid (``schema.validate_activity``); expansion is on the hot path
+of every query result, so it computes the first date it needs instead of walking from
+``startDate``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import heapq
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime, time, timedelta
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+DEFAULT_TIMEZONE = "Europe/London"
+WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+INACTIVE_STATUSES = frozenset({"paused", "cancelled"})
+EN_DASH = "\u2013"
+
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTH_WEEKS = {1: "First", 2: "Second", 3: "Third", 4: "Fourth", -1: "Last"}
+_ONE_WEEK = timedelta(days=7)
+
+
+class Occurrence(NamedTuple):
+    """One session: timezone-aware start and end, in the schedule's time zone."""
+
+    start: datetime
+    end: datetime
+
+
+def next_occurrences(activity: Mapping[str, Any], after: datetime, count: int) -> list[Occurrence]:
+    """The next ``count`` sessions of ``activity`` starting strictly after ``after``, soonest first.
+
+    All schedule entries are merged; a paused or cancelled activity has none. An Event
+    gives its own start and end (in Europe/London time) if it starts after ``after``.
+    """
+    if after.tzinfo is None or after.utcoffset() is None:
+        raise ValueError(
+            f"next_occurrences needs a timezone-aware 'after', got {after!r}; "
+            "use e.g. datetime.now(timezone.utc)."
+        )
+    if count <= 0 or activity.get("status") in INACTIVE_STATUSES:
+        return []
+    if activity.get("type") == "Event":
+        return _event_occurrence(activity, after)
+    streams = [_entry_occurrences(entry, after) for entry in activity.get("schedule") or ()]
+    found: list[Occurrence] = []
+    for occurrence in heapq.merge(*streams):
+        if not found or occurrence != found[-1]:
+            found.append(occurrence)
+            if len(found) == count:
+                break
+    return found
+
+
+def _event_occurrence(activity: Mapping[str, Any], after: datetime) -> list[Occurrence]:
+    zone = ZoneInfo(DEFAULT_TIMEZONE)
+    start = datetime.fromisoformat(activity["startDate"]).astimezone(zone)
+    if start <= after:
+        return []
+    return [Occurrence(start, datetime.fromisoformat(activity["endDate"]).astimezone(zone))]
+
+
+def _zone(entry: Mapping[str, Any]) -> ZoneInfo:
+    return ZoneInfo(entry.get("timezone") or DEFAULT_TIMEZONE)
+
+
+def _weekday_numbers(entry: Mapping[str, Any]) -> list[int]:
+    return sorted({WEEKDAYS.index(day) for day in entry.get("byDay") or ()})
+
+
+def _entry_occurrences(entry: Mapping[str, Any], after: datetime | None) -> Iterator[Occurrence]:
+    """Sessions of one entry after ``after`` (or from its first date when None), in order."""
+    zone = _zone(entry)
+    starts_at = time.fromisoformat(entry["startTime"])
+    ends_at = time.fromisoformat(entry["endTime"])
+    first = date.fromisoformat(entry["startDate"])
+    last = date.fromisoformat(entry["endDate"]) if entry.get("endDate") else None
+    days_off = {date.fromisoformat(day) for day in entry.get("exceptDates") or ()}
+    # Sessions on local dates before ``after``'s local date started before it.
+    from_day = first if after is None else max(first, after.astimezone(zone).date())
+    for day in _dates(entry, first, from_day):
+        if last is not None and day > last:
+            return
+        if day in days_off:
+            continue
+        start = datetime.combine(day, starts_at, zone)
+        if after is not None and start <= after:
+            continue
+        yield Occurrence(start, datetime.combine(day, ends_at, zone))
+
+
+def _dates(entry: Mapping[str, Any], first: date, from_day: date) -> Iterator[date]:
+    """The local dates the pattern falls on, from ``from_day`` on, without end."""
+    weekdays = _weekday_numbers(entry)
+    if not weekdays:
+        return
+    frequency = entry["repeatFrequency"]
+    if frequency == "P1M":
+        yield from _monthly_dates(weekdays, entry["byMonthWeek"], from_day)
+        return
+    interval = 2 if frequency == "P2W" else 1
+    monday = from_day - timedelta(days=from_day.weekday())
+    if interval == 2:
+        # Fortnights count from the week of the first session on or after startDate,
+        # as iCalendar's INTERVAL=2 does from DTSTART's week.
+        anchor = _first_pattern_day(first, weekdays)
+        anchor_monday = anchor - timedelta(days=anchor.weekday())
+        if ((monday - anchor_monday).days // 7) % 2:
+            monday += _ONE_WEEK
+    step = _ONE_WEEK * interval
+    while True:
+        for weekday in weekdays:
+            day = monday + timedelta(days=weekday)
+            if day >= from_day:
+                yield day
+        monday += step
+
+
+def _first_pattern_day(first: date, weekdays: list[int]) -> date:
+    return min(first + timedelta(days=(weekday - first.weekday()) % 7) for weekday in weekdays)
+
+
+def _monthly_dates(weekdays: list[int], month_week: int, from_day: date) -> Iterator[date]:
+    year, month = from_day.year, from_day.month
+    while True:
+        for day in sorted(nth_weekday(year, month, weekday, month_week) for weekday in weekdays):
+            if day >= from_day:
+                yield day
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+
+
+def nth_weekday(year: int, month: int, weekday: int, month_week: int) -> date:
+    """The ``month_week``-th (1-4, or -1 for the last) ``weekday`` (0 = Monday) of a month."""
+    if month_week == -1:
+        last_day = calendar.monthrange(year, month)[1]
+        last = date(year, month, last_day)
+        return last - timedelta(days=(last.weekday() - weekday) % 7)
+    first = date(year, month, 1)
+    return first + timedelta(days=(weekday - first.weekday()) % 7 + 7 * (month_week - 1))
+
+
+def series_start(entry: Mapping[str, Any]) -> Occurrence:
+    """The first session on or after the entry's startDate, even if it is an except date.
+
+    This is iCalendar's DTSTART/DTEND for the entry's RRULE; except dates become EXDATEs
+    (``except_starts``).
+    """
+    first = dict(entry)
+    first.pop("exceptDates", None)
+    first.pop("endDate", None)
+    return next(_entry_occurrences(first, None))
+
+
+def except_starts(entry: Mapping[str, Any]) -> list[datetime]:
+    """The start of each excepted session, as iCalendar EXDATE values in the entry's zone."""
+    zone = _zone(entry)
+    starts_at = time.fromisoformat(entry["startTime"])
+    return [
+        datetime.combine(date.fromisoformat(day), starts_at, zone) for day in entry.get("exceptDates") or ()
+    ]
+
+
+def to_rrule(entry: Mapping[str, Any]) -> str:
+    """The entry's repeat pattern as an iCalendar RRULE value, e.g. ``FREQ=MONTHLY;BYDAY=1TU``.
+
+    ``UNTIL`` is the last possible session's start in UTC, as RFC 5545 requires when
+    DTSTART carries a TZID.
+    """
+    days = [WEEKDAYS[n] for n in _weekday_numbers(entry)]
+    frequency = entry["repeatFrequency"]
+    if frequency == "P1M":
+        week = int(entry["byMonthWeek"])  # JSON may say 1.0, which the schema accepts as 1
+        parts = ["FREQ=MONTHLY", "BYDAY=" + ",".join(f"{week}{day}" for day in days)]
+    else:
+        parts = ["FREQ=WEEKLY"]
+        if frequency == "P2W":
+            parts.append("INTERVAL=2")
+        parts.append("BYDAY=" + ",".join(days))
+    if entry.get("endDate"):
+        last_start = datetime.combine(
+            date.fromisoformat(entry["endDate"]), time.fromisoformat(entry["startTime"]), _zone(entry)
+        )
+        parts.append("UNTIL=" + last_start.astimezone(ZoneInfo("UTC")).strftime("%Y%m%dT%H%M%SZ"))
+    return ";".join(parts)
+
+
+def describe(entry: Mapping[str, Any]) -> str:
+    """The entry in plain English, e.g. "First Tuesday of the month, 10:00\u201312:00"."""
+    weekdays = _weekday_numbers(entry)
+    frequency = entry["repeatFrequency"]
+    if frequency == "P1M":
+        when = f"{_MONTH_WEEKS[entry['byMonthWeek']]} {_day_list(weekdays)} of the month"
+    elif frequency == "P2W":
+        when = f"Every other {_day_list(weekdays)}"
+    elif weekdays == list(range(7)):
+        when = "Every day"
+    elif weekdays == list(range(5)):
+        when = "Every weekday"
+    else:
+        when = f"Every {_day_list(weekdays)}"
+    text = f"{when}, {entry['startTime']}{EN_DASH}{entry['endTime']}"
+    if entry.get("endDate"):
+        last = date.fromisoformat(entry["endDate"])
+        text += f", until {last.day} {last:%B} {last.year}"
+    return text
+
+
+def _day_list(weekdays: list[int]) -> str:
+    names = [_DAY_NAMES[n] for n in weekdays]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
