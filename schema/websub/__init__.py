@@ -1,0 +1,42 @@
+"""A W3C WebSub hub and subscriber toolkit, mounted by both the publisher and the aggregator.
+
+Not part of the contract: it lives in ``schema`` only because it is the one package both
+apps may import (docs/architecture.md), and the protocol must not be written twice.
+
+- :mod:`.signing` — ``X-Hub-Signature`` HMACs;
+- :mod:`.hub` — :class:`Hub`: tables, the ``POST /websub`` blueprint, intent verification,
+  the delivery outbox with retries;
+- :mod:`.worker` — :class:`HubWorker`, a thread that runs a hub's due work (no Redis needed);
+- :mod:`.jobs` — the same work as plain functions for rq;
+- :mod:`.subscriber` — discovery, subscription requests, verification and delivery checks.
+"""
+
+from .hub import Hub, HubRequestError
+from .signing import sign, verify
+from .subscriber import (
+    Discovery,
+    check_verification,
+    discover,
+    new_callback_token,
+    new_secret,
+    renew_due,
+    subscribe_request,
+    verify_delivery,
+)
+from .worker import HubWorker
+
+__all__ = [
+    "Discovery",
+    "Hub",
+    "HubRequestError",
+    "HubWorker",
+    "check_verification",
+    "discover",
+    "new_callback_token",
+    "new_secret",
+    "renew_due",
+    "sign",
+    "subscribe_request",
+    "verify",
+    "verify_delivery",
+]
