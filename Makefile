@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test lint demo
+.PHONY: test lint bench demo
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -13,9 +13,16 @@ $(VENV)/.installed: pyproject.toml
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
+# Two processes by default (the tests are mostly waiting on servers); PYTEST_ARGS overrides.
+PYTEST_ARGS ?= -n 2
+
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # A whole network on this machine (see docs/deploying.md); Ctrl-C stops it.
 demo: $(VENV)/.installed
 	$(PY) -m publisher.demo $(DEMO_ARGS)
+
+# The benchmarks (not part of `make test`): each prints its table and writes bench/results/<name>.json.
+bench: $(VENV)/.installed
+	$(PY) bench/run_all.py
