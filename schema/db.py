@@ -7,8 +7,20 @@ ours but ``schema`` (see docs/architecture.md), and both need the same SQLite tu
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
+
+
+def _dumps(value: Any) -> str:
+    # Non-string keys become strings, as the standard library's json does.
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns hold whole activities: orjson reads and writes them several times faster
+# than the standard library, which a harvest of thousands of items a second notices.
+_JSON = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
 
 
 def make_engine(url: str) -> Engine:
@@ -23,7 +35,7 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **_JSON)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
@@ -34,4 +46,4 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, future=True)
+    return create_engine(url, pool_pre_ping=True, future=True, **_JSON)
