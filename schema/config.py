@@ -5,9 +5,14 @@ Shared here (not part of the contract) because both apps read their settings the
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -44,3 +49,30 @@ def load_config(defaults: Mapping[str, Any], config: Mapping[str, Any] | None = 
     if config:
         merged.update(config)
     return merged
+
+
+def persistent_secret_key(instance_path: str | os.PathLike[str]) -> str:
+    """The instance's secret key, generated the first time and kept in ``instance_path/secret_key``.
+
+    For an app started without SECRET_KEY: a key per process would end sessions on every
+    restart and break log-ins and forms between the workers of one server.
+    """
+    path = Path(instance_path, "secret_key")
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written aside then linked into place: two workers starting together agree on one key.
+    draft = path.with_name(f"{path.name}.{os.getpid()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(secrets.token_hex(32))
+    try:
+        os.link(draft, path)
+        log.warning(
+            "SECRET_KEY is not set; generated one and kept it in %s. Set SECRET_KEY in production.", path
+        )
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+    return path.read_text().strip()

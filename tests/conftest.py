@@ -1,4 +1,4 @@
-"""Shared fixtures: real servers on loopback, real PostgreSQL and Redis.
+"""Shared fixtures: real servers on loopback, real PostgreSQL and Redis, a real Chromium.
 
 A test that needs an absent service skips with a message on a developer's machine
 and fails in CI (``CI`` set), so CI can never pass by skipping.
@@ -10,12 +10,24 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+CHROMIUM = os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium")
+# Headless and quiet: no sandbox (containers), no GPU, no calls home mid-test.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]  # WCAG 2.2 A and AA
 
 
 def need_service(name: str, reason: str) -> None:
@@ -50,11 +62,11 @@ class LiveServer:
 
 @pytest.fixture
 def serve() -> Iterator:
-    """``serve(app)`` starts ``app`` on a free loopback port and returns the LiveServer."""
+    """``serve(app, port=0, host="127.0.0.1")`` starts ``app`` on a loopback port; returns the LiveServer."""
     servers: list[LiveServer] = []
 
-    def _serve(app, port: int = 0) -> LiveServer:
-        server = LiveServer(app, port=port).start()
+    def _serve(app, port: int = 0, host: str = "127.0.0.1") -> LiveServer:
+        server = LiveServer(app, host=host, port=port).start()
         servers.append(server)
         return server
 
@@ -105,3 +117,30 @@ def redis_url() -> str:
 def unique_name() -> str:
     """A name no other test (or parallel test process) uses: for rq queues and Redis keys."""
     return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator:
+    """A headless Chromium driven by Playwright's sync API, one per test process.
+
+    Under pytest-xdist each worker process has its own session, hence its own browser.
+    Tests open their own context (``chromium.new_context(...)``) and close it.
+    """
+    if not Path(CHROMIUM).exists():
+        need_service("Chromium", f"{CHROMIUM} not found")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        need_service("Playwright", str(exc))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def assert_accessible(page) -> None:
+    """axe-core finds nothing against WCAG 2.2 A/AA in what ``page`` shows (it needs JavaScript on)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page, options={"runOnly": {"type": "tag", "values": AXE_TAGS}})
+    assert results.violations_count == 0, results.generate_report()

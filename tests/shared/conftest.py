@@ -7,29 +7,20 @@ operator's own machine can be shown for real, with no resolver patched.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
+from functools import partial
 
 import pytest
 
 from schema.fetch import AddressPolicy
-from tests.conftest import LiveServer
 
 PUBLIC_HOST = "127.0.0.2"
 
 
 @pytest.fixture
-def serve_public() -> Iterator:
+def serve_public(serve) -> Callable:
     """``serve_public(app)`` serves ``app`` on 127.0.0.2, which ``public_policy`` treats as public."""
-    servers: list[LiveServer] = []
-
-    def _serve(app) -> LiveServer:
-        server = LiveServer(app, host=PUBLIC_HOST).start()
-        servers.append(server)
-        return server
-
-    yield _serve
-    for server in reversed(servers):
-        server.stop()
+    return partial(serve, host=PUBLIC_HOST)
 
 
 @pytest.fixture

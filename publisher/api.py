@@ -1,0 +1,135 @@
+"""The JSON API for machines: a group's activities, written with a bearer token.
+
+A token acts for exactly one group. Another group's activity is answered exactly as
+an absent one (404), so a token cannot even learn which slugs other groups use.
+Every write goes through ``publisher.editing``, like the editors' UI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from publisher import editing
+from publisher.extensions import get_store, public_url
+from publisher.store import Group, StoredActivity
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+HOW_TO_GET_A_TOKEN = (
+    "Send the header 'Authorization: Bearer <token>'. A publisher administrator creates a token for your "
+    "group in the admin pages, or with the command 'localfeed-publisher create-token --group <group-slug>'."
+)
+
+
+def _error(status: int, message: str, **extra: Any) -> Response:
+    response = jsonify(message=message, **extra)
+    response.status_code = status
+    return response
+
+
+@bp.before_request
+def _authenticate() -> Response | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        response = _error(401, "This API needs a token. " + HOW_TO_GET_A_TOKEN)
+    else:
+        group = get_store().group_for_token(token.strip())
+        if group is not None:
+            g.api_group = group
+            return None
+        response = _error(401, "This token is not valid; it may have been revoked. " + HOW_TO_GET_A_TOKEN)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="localfeed"'
+    return response
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response:
+    return _error(error.code or 500, error.description or error.name)
+
+
+def _group() -> Group:
+    return g.api_group
+
+
+def _owned(slug: str) -> StoredActivity:
+    """The group's own activity (or tombstone); another group's is answered as absent."""
+    stored = get_store().get_activity(slug)
+    if stored is None or stored.group_id != _group().id:
+        raise editing.ActivityNotFound(
+            f"There is no activity {slug!r} for your group. List yours at /api/activities."
+        )
+    return stored
+
+
+@bp.errorhandler(editing.ActivityNotFound)
+def _not_found(error: editing.ActivityNotFound) -> Response:
+    return _error(404, str(error))
+
+
+def _body() -> dict[str, Any] | Response:
+    doc = request.get_json(silent=True)
+    if not isinstance(doc, dict):
+        return _error(
+            400,
+            "The request body must be one activity as a JSON object, "
+            "sent with 'Content-Type: application/json'.",
+        )
+    return doc
+
+
+def _represent(slug: str, activity: dict[str, Any]) -> dict[str, Any]:
+    return {"slug": slug, "url": url_for("api.get_activity", slug=slug, _external=True), "activity": activity}
+
+
+def _saved(result: editing.SaveResult, status: int) -> Response:
+    if result.problems:
+        problems = [{"path": p.path, "code": p.code, "message": p.message} for p in result.problems]
+        return _error(422, "The activity was not saved; fix the problems listed.", problems=problems)
+    response = jsonify(_represent(result.slug, result.activity))
+    response.status_code = status
+    if status == 201:
+        response.headers["Location"] = url_for("api.get_activity", slug=result.slug, _external=True)
+    return response
+
+
+@bp.get("/activities")
+def list_activities() -> Response:
+    stored = get_store().list_activities(_group().id)
+    return jsonify(activities=[_represent(item.slug, item.data) for item in stored])
+
+
+@bp.get("/activities/<slug>")
+def get_activity(slug: str) -> Response:
+    stored = _owned(slug)
+    if stored.is_deleted:
+        return _error(410, f"The activity {slug!r} was deleted.")
+    return jsonify(_represent(slug, stored.data))
+
+
+@bp.post("/activities")
+def create_activity() -> Response:
+    doc = _body()
+    if isinstance(doc, Response):
+        return doc
+    result = editing.save_activity(get_store(), _group(), doc, base_url=public_url())
+    return _saved(result, 201)
+
+
+@bp.put("/activities/<slug>")
+def replace_activity(slug: str) -> Response:
+    _owned(slug)
+    doc = _body()
+    if isinstance(doc, Response):
+        return doc
+    result = editing.save_activity(get_store(), _group(), doc, slug, base_url=public_url())
+    return _saved(result, 200)
+
+
+@bp.delete("/activities/<slug>")
+def delete_activity(slug: str) -> Response:
+    _owned(slug)
+    editing.delete_activity(get_store(), _group(), slug)
+    return Response(status=204)

@@ -1,0 +1,211 @@
+"""The one path every writer takes: the JSON API, the editors' UI, the CSV import and the CLI.
+
+Writers hand over what a person or a machine typed; this module fills in what the
+publisher owns (the ``id``, ``dateModified``, defaults from the group), checks the
+result against the contract, and writes only a valid activity. Keeping this in one
+place is what makes "the feed only ever carries valid activities" true.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from publisher.store import Conflict, Group, NotFound, Store, StoredActivity, slugify
+from schema import Problem, validate_activity
+
+# Dates people see ("verified today") are the organiser's dates, which are UK dates.
+LOCAL_ZONE = ZoneInfo("Europe/London")
+CONFIRMATION_SALT = "localfeed.still-running"
+CONFIRMATION_MAX_AGE = timedelta(days=60)
+_SLUG_ATTEMPTS = 5
+
+
+class ActivityNotFound(NotFound):
+    """The slug names no live activity of this group (another group's looks just as absent)."""
+
+
+class BadConfirmationLink(ValueError):
+    """A "still running" link that is forged, mangled or too old."""
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """What happened to a save: the slug and stored document, or the problems that stopped it.
+
+    ``slug`` is None when a new activity was refused (it has no address yet).
+    """
+
+    slug: str | None
+    activity: dict[str, Any]
+    problems: list[Problem] = field(default_factory=list)
+    change_number: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def today(now: datetime | None = None) -> date:
+    """The organiser's (UK) date at ``now``, an aware datetime; by default the real time now.
+
+    Pass the app's clock (``publisher.extensions.clock``) so tests can move time on.
+    """
+    return (now or datetime.now(UTC)).astimezone(LOCAL_ZONE).date()
+
+
+def activity_url(base_url: str, slug: str) -> str:
+    """The activity's ``id``: its public page, where the id resolves."""
+    return f"{base_url.rstrip('/')}/activities/{slug}"
+
+
+def organizer_from_group(group: Group) -> dict[str, str]:
+    """The group as an ``organizer``, with whichever contact details it has."""
+    details = {"name": group.name, "url": group.url, "email": group.email, "telephone": group.telephone}
+    return {key: value for key, value in details.items() if value}
+
+
+def prepare_activity(
+    group: Group,
+    doc: dict[str, Any],
+    slug: str | None = None,
+    *,
+    base_url: str,
+    existing: StoredActivity | None = None,
+) -> dict[str, Any]:
+    """Fill in what the publisher owns; returns a new dict and leaves ``doc`` untouched.
+
+    The ``id`` is minted from ``slug`` for a new activity and kept from ``existing``
+    on an edit, whatever the writer sent, so an id never changes. The organiser
+    defaults to the group, ``lastVerified`` to today, and ``dateModified`` is now.
+    """
+    prepared = copy.deepcopy(doc)
+    if existing is not None:
+        prepared["id"] = existing.uri
+    else:
+        prepared["id"] = activity_url(base_url, slug or new_slug_base(doc))
+    organizer = prepared.get("organizer")
+    if not organizer:
+        prepared["organizer"] = organizer_from_group(group)
+    elif isinstance(organizer, dict) and not organizer.get("name"):
+        prepared["organizer"] = {**organizer_from_group(group), **organizer, "name": group.name}
+    prepared.setdefault("lastVerified", today().isoformat())
+    prepared["dateModified"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return prepared
+
+
+def new_slug_base(doc: dict[str, Any]) -> str:
+    """A readable slug from the activity's name, or ``activity`` when the name gives none."""
+    name = doc.get("name")
+    return (isinstance(name, str) and slugify(name)) or "activity"
+
+
+def save_activity(
+    store: Store,
+    group: Group,
+    doc: dict[str, Any],
+    slug: str | None = None,
+    *,
+    base_url: str,
+) -> SaveResult:
+    """Create (no ``slug``) or replace (``slug``) one of ``group``'s activities.
+
+    Nothing is written when the activity breaks the contract: the result carries the
+    problems instead. Raises ActivityNotFound when ``slug`` is not a live activity of
+    ``group``.
+    """
+    if slug is not None:
+        existing = store.get_activity(slug)
+        if existing is None or existing.is_deleted or existing.group_id != group.id:
+            raise ActivityNotFound(f"There is no activity {slug!r} in {group.name}.")
+        prepared = prepare_activity(group, doc, slug, base_url=base_url, existing=existing)
+        problems = validate_activity(prepared)
+        if problems:
+            return SaveResult(slug, prepared, problems)
+        try:
+            stored = store.replace_activity(slug, prepared, group_id=group.id)
+        except NotFound:
+            raise ActivityNotFound(f"There is no activity {slug!r} in {group.name}.") from None
+        return SaveResult(slug, prepared, [], stored.change_number)
+
+    base = new_slug_base(doc)
+    prepared = prepare_activity(group, doc, base, base_url=base_url)
+    problems = validate_activity(prepared)
+    if problems:
+        return SaveResult(None, prepared, problems)
+    # The free slug is checked again inside the writing transaction; another writer
+    # may take it in between, and then the next free one is tried.
+    for _attempt in range(_SLUG_ATTEMPTS):
+        new_slug = store.free_slug(base)
+        prepared["id"] = activity_url(base_url, new_slug)
+        try:
+            stored = store.create_activity(group.id, new_slug, prepared)
+        except Conflict:
+            continue
+        return SaveResult(new_slug, prepared, [], stored.change_number)
+    raise Conflict(f"Could not find a free address for {base!r} after {_SLUG_ATTEMPTS} tries; try again.")
+
+
+def delete_activity(store: Store, group: Group, slug: str) -> StoredActivity:
+    """Delete one of ``group``'s activities; the feed keeps a tombstone."""
+    try:
+        return store.delete_activity(slug, group_id=group.id)
+    except NotFound:
+        raise ActivityNotFound(f"There is no activity {slug!r} in {group.name}.") from None
+
+
+def confirm_still_running(
+    store: Store, group: Group, slug: str, now: datetime | None = None
+) -> StoredActivity:
+    """The organiser says the activity is still running as described: ``lastVerified`` becomes today.
+
+    ``now`` is the app's clock reading, so the day agrees with the one reminders count from.
+    """
+    try:
+        return store.set_last_verified(slug, today(now), group_id=group.id)
+    except NotFound:
+        raise ActivityNotFound(f"There is no activity {slug!r} in {group.name}.") from None
+
+
+def _serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=CONFIRMATION_SALT)
+
+
+def confirmation_token(secret: str, slug: str) -> str:
+    """A signed token for a no-login "still running" link (sent in reminder emails)."""
+    return _serializer(secret).dumps(slug)
+
+
+class ConfirmationLink(NamedTuple):
+    """What a genuine confirmation token says: which activity, and the UK date it was made."""
+
+    slug: str
+    issued_on: date
+
+
+def read_confirmation_token(
+    secret: str, token: str, max_age: timedelta = CONFIRMATION_MAX_AGE
+) -> ConfirmationLink:
+    """The activity a confirmation token was made for, and when.
+
+    Raises BadConfirmationLink if the token is not genuine or older than ``max_age``.
+    """
+    try:
+        slug, issued = _serializer(secret).loads(
+            token, max_age=int(max_age.total_seconds()), return_timestamp=True
+        )
+    except SignatureExpired:
+        raise BadConfirmationLink(
+            "This confirmation link has expired. Log in to confirm the activity, or ask for a new reminder."
+        ) from None
+    except BadSignature:
+        raise BadConfirmationLink(
+            "This confirmation link is not valid; it may have been cut short. "
+            "Copy the whole link from the email."
+        ) from None
+    return ConfirmationLink(slug, issued.astimezone(LOCAL_ZONE).date())

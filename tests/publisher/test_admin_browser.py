@@ -1,0 +1,103 @@
+"""A volunteer adds a weekly walking group on a phone, in a real Chromium with JavaScript off.
+
+The publisher runs on a loopback port; the browser logs in, fills the form, meets the
+postcode message next to the postcode field, fixes it, and the walk is then in the
+public RPDE feed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import assert_accessible
+from tests.factories import weekly_activity
+from tests.publisher.conftest import store_of
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def phone(chromium) -> Iterator:
+    """A phone-sized page with JavaScript switched off: the editors' UI must not need it."""
+    context = chromium.new_context(viewport=PHONE, java_script_enabled=False, locale="en-GB")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def assert_accessible_without_script(chromium, page) -> None:
+    """axe-core on what ``page`` shows, checked in a scripted copy (axe needs JavaScript to run)."""
+    context = chromium.new_context(viewport=PHONE, locale="en-GB")
+    checked = context.new_page()
+    checked.goto(page.url)  # the same address, so the page's stylesheet loads as it did
+    checked.set_content(page.content())
+    try:
+        assert_accessible(checked)
+    finally:
+        context.close()
+
+
+def test_volunteer_adds_a_weekly_walk_and_fixes_the_postcode(
+    make_publisher, tmp_path, serve, chromium, phone
+):
+    app = make_publisher(f"sqlite:///{tmp_path / 'browser.sqlite'}")
+    store = store_of(app)
+    walkers = store.add_group("Mitcham Walkers")
+    store.add_user("volunteer@mitcham-walkers.example", "walk-on-tuesdays", "editor", walkers.id)
+    server = serve(app)
+    page = phone
+
+    page.goto(f"{server.url}/admin/")
+    page.get_by_label("Email address").fill("volunteer@mitcham-walkers.example")
+    page.get_by_label("Password").fill("walk-on-tuesdays")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Add an activity").click()
+
+    page.get_by_label("Name of the activity").fill("Mitcham Health Walk")
+    page.get_by_label("What happens").fill("A gentle walk around Mitcham Common, finishing at the café.")
+    page.get_by_label("Walking", exact=True).check()
+    page.get_by_label("Name of the place").fill("Mitcham Common, Windmill Road car park")
+    page.get_by_label("Street").fill("Windmill Road")
+    page.get_by_label("Town").fill("Mitcham")
+    page.get_by_label("Postcode").fill("CR4 1H")
+    page.get_by_label("How often").select_option(label="Every week")
+    page.get_by_label("Tuesday").check()
+    page.get_by_label("Start time").fill("10:00")
+    page.get_by_label("End time").fill("11:00")
+    page.get_by_label("Date, or the first date if it repeats").fill("2026-01-06")
+    page.get_by_label("Older people").check()
+    page.get_by_role("button", name="Save").click()
+
+    postcode_field = page.locator(".field", has=page.locator("input#postcode"))
+    assert "not a UK postcode" in postcode_field.locator(".error-message").inner_text()
+    assert page.get_by_role("link", name="Postcode 'CR4 1H' is not a UK postcode").get_attribute("href") == (
+        "#postcode"
+    )
+    # Everything typed is still there: only the postcode needs fixing.
+    assert page.get_by_label("Name of the activity").input_value() == "Mitcham Health Walk"
+    assert page.get_by_label("Tuesday").is_checked()
+    assert page.get_by_label("Start time").input_value() == "10:00"
+    assert store.list_activities() == []
+    assert_accessible_without_script(chromium, page)
+
+    page.get_by_label("Postcode").fill("CR4 1HT")
+    page.get_by_role("button", name="Save").click()
+    assert "Saved “Mitcham Health Walk”" in page.locator("main").inner_text()
+    assert "Every Tuesday, 10:00\u201311:00" in page.locator("main").inner_text()
+
+    feed = httpx.get(f"{server.url}/feeds/activities", timeout=10).json()
+    [item] = [item for item in feed["items"] if item["state"] == "updated"]
+    walk = item["data"]
+    assert walk["name"] == "Mitcham Health Walk"
+    assert walk["location"]["address"]["postalCode"] == "CR4 1HT"
+    assert walk["schedule"] == weekly_activity()["schedule"]  # typed as the canonical weekly walk
+    assert walk["organizer"]["name"] == "Mitcham Walkers"
+    assert walk["audiences"] == ["older-people"]
+    assert walk["price"] == {"isFree": True}
+    assert walk["booking"] == {"method": "drop-in"}
