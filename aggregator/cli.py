@@ -1,0 +1,134 @@
+"""``localfeed-aggregator``: run the aggregator and manage its sources from a shell.
+
+Settings come from the environment (DATABASE_URL, REDIS_URL, ...), as for ``create_app``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import click
+from flask import Flask
+from sqlalchemy import select
+
+from aggregator import create_app, job_config
+from aggregator.auth import create_operator
+from aggregator.harvest import harvest_source
+from aggregator.jobs import enqueue_due, run_scheduler, start_scheduler
+from aggregator.sources import DiscoveryError, add_source
+from aggregator.store import sources
+
+
+def _app(ctx: click.Context) -> Flask:
+    if ctx.obj is None:
+        ctx.obj = create_app()
+    return ctx.obj
+
+
+@click.group()
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Follow community activity feeds, merge them, and serve the result."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the web app; without REDIS_URL, also run the harvest scheduler in this process."""
+    app = _app(ctx)
+    if not app.config["PUBLIC_URL"]:
+        click.echo(
+            "PUBLIC_URL is not set: set it to this aggregator's public address, so that items coming "
+            "back to it through other aggregators are recognised and ignored."
+        )
+    if not app.config["REDIS_URL"]:
+        start_scheduler(job_config(app))
+        click.echo("No REDIS_URL: harvests run in this process.")
+    else:
+        click.echo(
+            f"Harvests go to rq queue {app.config['RQ_QUEUE']!r}; run `localfeed-aggregator schedule` too."
+        )
+    app.run(host=host, port=port, threaded=True)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Queue the due harvests once and exit.")
+@click.pass_context
+def schedule(ctx: click.Context, once: bool) -> None:
+    """Queue harvests of due sources, every SCHEDULER_TICK seconds (for deployments with rq workers)."""
+    config = job_config(_app(ctx))
+    if once:
+        click.echo(f"Queued {len(enqueue_due(config))} harvest(s).")
+        return
+    run_scheduler(config, threading.Event())
+
+
+@main.command("add-source")
+@click.argument("url")
+@click.option("--approve", is_flag=True, help="Approve it now, so it is harvested.")
+@click.option("--trust", default=50, show_default=True, type=click.IntRange(0, 100))
+@click.option(
+    "--kind", default=None, help="The feed format, if URL is the feed itself (else it is discovered)."
+)
+@click.option("--name", default="", help="A name for the source (else taken from its page).")
+@click.pass_context
+def add_source_command(
+    ctx: click.Context, url: str, approve: bool, trust: int, kind: str | None, name: str
+) -> None:
+    """Follow the feed at URL, or the feed a publisher's home page at URL links to."""
+    app = _app(ctx)
+    try:
+        source_id = add_source(
+            app.extensions["engine"],
+            url,
+            kind=kind,
+            name=name,
+            state="approved" if approve else "pending",
+            trust=trust,
+            config=app.config,
+        )
+    except (ValueError, DiscoveryError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Added source {source_id} ({'approved' if approve else 'pending approval'}).")
+
+
+@main.command()
+@click.argument("source", required=False, type=int)
+@click.option("--all", "all_", is_flag=True, help="Harvest every approved source.")
+@click.pass_context
+def harvest(ctx: click.Context, source: int | None, all_: bool) -> None:
+    """Harvest SOURCE (an id) or --all approved sources now, in this process."""
+    if (source is None) == (not all_):
+        raise click.UsageError("Give one SOURCE id, or --all.")
+    app = _app(ctx)
+    with app.extensions["engine"].connect() as conn:
+        query = select(sources.c.id).where(sources.c.state == "approved").order_by(sources.c.id)
+        ids = [source] if source is not None else list(conn.execute(query).scalars())
+    config = job_config(app)
+    failed = 0
+    with click.progressbar(ids, label="Harvesting", show_pos=True) as bar:
+        results = [harvest_source(source_id, config) for source_id in bar]
+    for result in results:
+        line = (
+            f"source {result.source_id}: {result.status}, {result.pages} page(s), {result.updated} updated, "
+            f"{result.deleted} deleted, {result.quarantined} refused"
+        )
+        click.echo(line + (f" — {result.message}" if result.message else ""))
+        failed += result.status in ("error", "gone", "busy", "skipped")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@main.command("create-operator")
+@click.argument("email")
+@click.password_option()
+@click.pass_context
+def create_operator_command(ctx: click.Context, email: str, password: str) -> None:
+    """Create an operator account that can log in and manage sources."""
+    try:
+        create_operator(_app(ctx).extensions["engine"], email, password)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Operator {email} created.")

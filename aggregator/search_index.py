@@ -1,0 +1,503 @@
+"""The search index: one row per merged activity, shaped for the query API.
+
+The merge keeps it current inside its own transaction (:func:`reindex_many`, :func:`remove_many`),
+so a query never sees a merged item without its row or the other way round.
+
+Why a radius query stays fast at a million rows, on SQLite and PostgreSQL alike
+-------------------------------------------------------------------------------
+There is no spatial extension to lean on, so each row carries ``cell``: the number of
+the 0.05° by 0.05° grid square its point falls in (about 5.6 km by 3.5 km in Britain),
+numbered row-major: ``row * COLUMNS + column``. The squares a circle can touch form,
+in each grid row, one run of consecutive numbers, so a radius query becomes a few
+``cell BETWEEN a AND b`` ranges (one per grid row: 3 for the default 5 km, 19 at the
+50 km maximum) — B-tree range scans that visit only the entries in those squares, never
+the whole table. Column numbers run from -180° eastward, so the 0° meridian through
+London is an ordinary boundary between two columns; only the 180° meridian needs its
+run split in two.
+
+The exact test then needs no trigonometry in SQL (SQLite has none by default): each row
+also stores its point as a unit vector ``(x, y, z)``. The squared straight-line (chord)
+distance between two unit vectors is plain arithmetic, and it grows strictly with the
+great-circle distance (chord = 2·sin(d / 2R)), so ``chord² <= limit`` is the exact
+haversine test and ``ORDER BY chord²`` is the exact distance order.
+
+The ``cell`` index also carries ``x, y, z`` and ``next_start``, so the distance test and
+the order are decided inside the index; only rows in the circle are read, and they are
+small, because the documents a result shows live in their own table
+(``search_documents``) and are read for one page only.
+
+Next occurrence
+---------------
+``next_start`` is the first session after the moment the row was written
+(``next_from``). It stays exact for any later query time until that session starts;
+rows past it are recomputed at query time (``aggregator.query``, :func:`next_start_split`),
+and :func:`roll_forward` rewrites them in batches so there are few to recompute.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ColumnElement,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+from aggregator import geocode
+from aggregator.freshness import capacity_stated_at, confirmed_by_organiser
+from aggregator.store import as_utc, chunks, metadata
+from schema import next_occurrences
+from schema.schedule import DEFAULT_TIMEZONE, WEEKDAYS
+
+__all__ = [
+    "CELL_DEGREES",
+    "EARTH_RADIUS_KM",
+    "TIMES_OF_DAY",
+    "cell_of",
+    "cell_ranges",
+    "chord_limit",
+    "distance_km",
+    "documents",
+    "index",
+    "index_sources",
+    "next_start_split",
+    "reindex",
+    "reindex_many",
+    "remove",
+    "remove_many",
+    "roll_forward",
+    "unit_vector",
+]
+
+EARTH_RADIUS_KM = 6371.0088
+CELL_DEGREES = 0.05
+COLUMNS = round(360 / CELL_DEGREES)
+ROWS = round(180 / CELL_DEGREES)
+
+# Bit flags, so "any of these days" is one ``days & mask != 0`` on both databases.
+DAY_BITS = {day.lower(): 1 << n for n, day in enumerate(WEEKDAYS)}
+TIMES_OF_DAY = {"morning": 1, "afternoon": 2, "evening": 4}
+
+index = Table(
+    "search_index",
+    metadata,
+    Column("merged_id", Text, primary_key=True),  # the merged item's key in the store, as text
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("x", Float),
+    Column("y", Float),
+    Column("z", Float),
+    Column("cell", Integer),
+    Column("own_geo", Boolean, nullable=False),  # False: placed by its postcode
+    Column("postcode", String(8)),  # normalised, e.g. "CR4 1HT"
+    Column("days", Integer, nullable=False),  # DAY_BITS
+    Column("times", Integer, nullable=False),  # TIMES_OF_DAY
+    Column("is_free", Boolean, nullable=False),
+    Column("min_age", Integer),
+    Column("max_age", Integer),
+    # "|walking|lunch-club|": LIKE '%|walking|%' finds one id, and ids never contain | % or _.
+    Column("categories", Text, nullable=False),
+    Column("audiences", Text, nullable=False),
+    Column("accessibility", Text, nullable=False),
+    Column("capacity_status", String(16)),
+    Column("capacity_at", DateTime(timezone=True)),
+    Column("last_verified", Date, nullable=False),
+    Column("confirmed", Boolean, nullable=False),  # False: lastVerified is only our harvest date
+    Column("status", String(16), nullable=False),
+    Column("text", Text, nullable=False),  # name, organiser, place, description, folded: for ``q``
+    Column("next_start", DateTime(timezone=True)),  # null: no session after next_from
+    Column("next_from", DateTime(timezone=True), nullable=False),
+)
+
+# The documents a result shows, kept apart so that index rows stay small: a radius query
+# reads thousands of index rows and only a page of documents.
+documents = Table(
+    "search_documents",
+    metadata,
+    Column("merged_id", Text, primary_key=True),
+    Column("activity", JSON, nullable=False),
+    Column("provenance", JSON, nullable=False),
+)
+# Which sources list each row's activity, so a query can tell when all of them have gone quiet.
+index_sources = Table(
+    "search_index_sources",
+    metadata,
+    Column("merged_id", Text, primary_key=True),
+    Column("source_id", Integer, primary_key=True),
+)
+Index("ix_search_index_sources_source_id", index_sources.c.source_id)
+# Covering: the grid ranges, the exact distance test and the order need no table row.
+Index("ix_search_index_cell", index.c.cell, index.c.x, index.c.y, index.c.z, index.c.next_start)
+Index("ix_search_index_next_start", index.c.next_start)
+Index("ix_search_index_next_from", index.c.next_from)
+Index("ix_search_index_postcode", index.c.postcode)
+
+
+# -- geometry ----------------------------------------------------------------------------------
+
+
+def unit_vector(lat: float, lon: float) -> tuple[float, float, float]:
+    """The point on the unit sphere, for chord distances in plain SQL arithmetic."""
+    phi, lam = math.radians(lat), math.radians(lon)
+    return math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi)
+
+
+def chord_limit(radius_km: float) -> float:
+    """The squared chord length of a great-circle distance of ``radius_km``."""
+    return (2 * math.sin(min(radius_km / EARTH_RADIUS_KM, math.pi) / 2)) ** 2
+
+
+def distance_km(chord2: float) -> float:
+    """The great-circle distance whose squared chord is ``chord2`` (the haversine distance)."""
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(max(chord2, 0.0)) / 2))
+
+
+def _grid_row(lat: float) -> int:
+    return min(ROWS - 1, max(0, math.floor((lat + 90) / CELL_DEGREES)))
+
+
+def _grid_column(lon: float) -> int:
+    return math.floor((lon + 180) / CELL_DEGREES) % COLUMNS
+
+
+def cell_of(lat: float, lon: float) -> int:
+    """The grid square number of a point."""
+    return _grid_row(lat) * COLUMNS + _grid_column(lon)
+
+
+def cell_ranges(lat: float, lon: float, radius_km: float) -> list[tuple[int, int]]:
+    """Inclusive runs of square numbers that together cover every point within ``radius_km``.
+
+    The latitude span is exact (r / R radians); the longitude span is the circle's widest
+    point, asin(sin(r/R) / cos(lat)), or the whole row when the circle reaches a pole.
+    """
+    angle = radius_km / EARTH_RADIUS_KM
+    dlat = math.degrees(angle)
+    low, high = _grid_row(lat - dlat), _grid_row(lat + dlat)
+    ratio = math.sin(angle) / max(math.cos(math.radians(lat)), 1e-12)
+    if lat + dlat >= 90 or lat - dlat <= -90 or ratio >= 1:
+        return [(row * COLUMNS, row * COLUMNS + COLUMNS - 1) for row in range(low, high + 1)]
+    dlon = math.degrees(math.asin(ratio))
+    first = math.floor((lon - dlon + 180) / CELL_DEGREES)
+    last = math.floor((lon + dlon + 180) / CELL_DEGREES)
+    if last - first + 1 >= COLUMNS:
+        runs = [(0, COLUMNS - 1)]
+    elif first < 0:  # across 180°: the run wraps to the east end of the row
+        runs = [(first + COLUMNS, COLUMNS - 1), (0, last)]
+    elif last >= COLUMNS:
+        runs = [(first, COLUMNS - 1), (0, last - COLUMNS)]
+    else:
+        runs = [(first, last)]
+    return [(row * COLUMNS + a, row * COLUMNS + b) for row in range(low, high + 1) for a, b in runs]
+
+
+def _placed(position: tuple[float, float] | None) -> dict[str, Any]:
+    """The geo columns of a row at ``position`` (all null when it has none)."""
+    if position is None:
+        return {"lat": None, "lon": None, "x": None, "y": None, "z": None, "cell": None}
+    lat, lon = position
+    x, y, z = unit_vector(lat, lon)
+    return {"lat": lat, "lon": lon, "x": x, "y": y, "z": z, "cell": cell_of(lat, lon)}
+
+
+# -- what a row says about an activity ---------------------------------------------------------
+
+
+def _local_starts(activity: Mapping[str, Any]) -> Iterable[tuple[int, time]]:
+    """(weekday number, local start time) of each way the activity takes place."""
+    if activity.get("type") == "Event":
+        start = datetime.fromisoformat(activity["startDate"]).astimezone(ZoneInfo(DEFAULT_TIMEZONE))
+        yield start.weekday(), start.time()
+        return
+    for entry in activity.get("schedule") or ():
+        starts_at = time.fromisoformat(entry["startTime"])
+        for day in entry.get("byDay") or ():
+            yield WEEKDAYS.index(day), starts_at
+
+
+def time_of_day(start: time) -> str:
+    """Morning before noon, afternoon until five, evening from five."""
+    if start.hour < 12:
+        return "morning"
+    if start.hour < 17:
+        return "afternoon"
+    return "evening"
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _strip_accents(run: re.Match[str]) -> str:
+    decomposed = unicodedata.normalize("NFKD", run.group())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def fold(text: str) -> str:
+    """Text as ``q`` matches it: case and accents do not matter ("Café" finds "cafe").
+
+    Only the non-ASCII runs are decomposed: ASCII has nothing to take apart, and a
+    harvest folds every description it indexes.
+    """
+    return _NON_ASCII.sub(_strip_accents, text).casefold()
+
+
+def _bars(ids: Iterable[str]) -> str:
+    return "|" + "|".join(ids) + "|"
+
+
+def _row(activity: Mapping[str, Any], position: tuple[float, float] | None, own_geo: bool, now: datetime):
+    location = activity.get("location") or {}
+    price = activity.get("price") or {}
+    ages = activity.get("ageRange") or {}
+    capacity = activity.get("capacity") or {}
+    starts = list(_local_starts(activity))
+    upcoming = next_occurrences(activity, now, 1)
+    stated = _capacity_stated_at(activity)
+    text = " ".join(
+        part
+        for part in (
+            activity.get("name"),
+            (activity.get("organizer") or {}).get("name"),
+            location.get("name"),
+            (location.get("address") or {}).get("addressLocality"),
+            activity.get("description"),
+        )
+        if part
+    )
+    return {
+        **_placed(position),
+        "own_geo": own_geo,
+        "postcode": _postcode(activity),
+        "days": sum({1 << day for day, _ in starts}),
+        "times": sum({TIMES_OF_DAY[time_of_day(start)] for _, start in starts}),
+        "is_free": bool(price.get("isFree")) or price.get("amount") == 0,
+        "min_age": ages.get("min"),
+        "max_age": ages.get("max"),
+        "categories": _bars(activity.get("categories") or ()),
+        "audiences": _bars(activity.get("audiences") or ()),
+        "accessibility": _bars(location.get("accessibility") or ()),
+        "capacity_status": capacity.get("status"),
+        "capacity_at": stated.astimezone(UTC) if stated else None,
+        "last_verified": date.fromisoformat(activity["lastVerified"]),
+        "confirmed": confirmed_by_organiser(activity),
+        "status": activity.get("status") or "scheduled",
+        "text": fold(text),
+        "next_start": upcoming[0].start.astimezone(UTC) if upcoming else None,
+        "next_from": now,
+    }
+
+
+def _capacity_stated_at(activity: Mapping[str, Any]) -> datetime | None:
+    stated = capacity_stated_at(activity)
+    return stated if stated is not None and stated.tzinfo is not None else None
+
+
+def _postcode(activity: Mapping[str, Any]) -> str | None:
+    raw = (((activity.get("location") or {}).get("address") or {}).get("postalCode")) or ""
+    return geocode.normalise_postcode(raw)
+
+
+def _own_position(activity: Mapping[str, Any]) -> tuple[float, float] | None:
+    geo = (activity.get("location") or {}).get("geo") or {}
+    if geo.get("latitude") is None or geo.get("longitude") is None:
+        return None
+    return float(geo["latitude"]), float(geo["longitude"])
+
+
+# -- keeping it current -------------------------------------------------------------------------
+
+
+def reindex(
+    conn: Connection,
+    merged_id: int | str,
+    activity: Mapping[str, Any],
+    provenance: Sequence[Mapping[str, Any]],
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Write (or rewrite) the row of one merged activity, in the caller's transaction."""
+    reindex_many(conn, [(merged_id, activity, provenance)], now=now)
+
+
+def reindex_many(
+    conn: Connection,
+    items: Iterable[tuple[int | str, Mapping[str, Any], Sequence[Mapping[str, Any]]]],
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Write (or rewrite) the rows of many merged activities ``(merged_id, activity, provenance)``.
+
+    A harvest page's worth costs a fixed number of statements, not a few per item, since
+    the merge calls this inside every page's transaction.
+
+    An item without geo is placed at its postcode if the postcodes table knows it (no
+    network call here: this runs inside a harvest transaction). An item with both a
+    postcode and geo teaches the table that postcode (the latest such item's word
+    counts), and places every row that was waiting for it.
+    """
+    now = now or datetime.now(UTC)
+    latest = {str(merged_id): (activity, provenance) for merged_id, activity, provenance in items}
+    if not latest:
+        return
+    located = {key: (_postcode(activity), _own_position(activity)) for key, (activity, _) in latest.items()}
+    taught = {postcode: position for postcode, position in located.values() if postcode and position}
+    learned = geocode.learn_many(conn, taught, now)
+    _place_postcodes(conn, {postcode: taught[postcode] for postcode in learned})
+    waiting = {postcode for postcode, position in located.values() if postcode and position is None}
+    positions = geocode.known_many(conn, waiting)
+
+    rows, docs, listed = [], [], []
+    for key, (activity, provenance) in latest.items():
+        postcode, position = located[key]
+        own_geo = position is not None
+        if position is None and postcode is not None:
+            position = positions.get(postcode)
+        rows.append({"merged_id": key, **_row(activity, position, own_geo, now)})
+        docs.append({"merged_id": key, "activity": dict(activity), "provenance": list(provenance)})
+        source_ids = {entry["source_id"] for entry in provenance if entry.get("source_id") is not None}
+        listed += [{"merged_id": key, "source_id": source_id} for source_id in sorted(source_ids)]
+    remove_many(conn, latest)
+    conn.execute(insert(index), rows)
+    conn.execute(insert(documents), docs)
+    if listed:
+        conn.execute(insert(index_sources), listed)
+
+
+def remove(conn: Connection, merged_id: int | str) -> None:
+    """Drop the row of a merged activity that no source lists any more."""
+    remove_many(conn, [merged_id])
+
+
+def remove_many(conn: Connection, merged_ids: Iterable[int | str]) -> None:
+    """Drop the rows of merged activities, a few statements for any number of them."""
+    for chunk in chunks(str(merged_id) for merged_id in merged_ids):
+        for table in (index_sources, documents, index):
+            conn.execute(delete(table).where(table.c.merged_id.in_(chunk)))
+
+
+def place_postcode(conn: Connection, postcode: str, position: tuple[float, float] | None) -> None:
+    """Put the rows that rely on ``postcode`` for their place at ``position``."""
+    conn.execute(
+        update(index)
+        .where(index.c.postcode == postcode, index.c.own_geo.is_(False))
+        .values(**_placed(position))
+    )
+
+
+def _place_postcodes(conn: Connection, positions: Mapping[str, tuple[float, float]]) -> None:
+    """:func:`place_postcode` for many, touching only postcodes some row is waiting for.
+
+    A first harvest learns a postcode with nearly every item and finds no row waiting.
+    """
+    waiting: set[str] = set()
+    for chunk in chunks(positions):
+        waiting.update(
+            conn.execute(
+                select(index.c.postcode)
+                .where(index.c.postcode.in_(chunk), index.c.own_geo.is_(False))
+                .distinct()
+            ).scalars()
+        )
+    if waiting:
+        conn.execute(
+            update(index)
+            .where(index.c.postcode == bindparam("b_postcode"), index.c.own_geo.is_(False))
+            .values({name: bindparam(f"b_{name}") for name in _placed(None)}),
+            [
+                {"b_postcode": postcode, **{f"b_{k}": v for k, v in _placed(positions[postcode]).items()}}
+                for postcode in sorted(waiting)
+            ],
+        )
+
+
+def geocode_missing(conn: Connection, geocoder: geocode.Geocoder, now: datetime, limit: int = 500) -> int:
+    """Place rows still without a position by asking ``geocoder``; returns how many postcodes were placed.
+
+    Meant for after a harvest, outside its page transactions, since it may call a service.
+    """
+    waiting = conn.execute(
+        select(index.c.postcode)
+        .where(index.c.cell.is_(None), index.c.postcode.is_not(None))
+        .group_by(index.c.postcode)
+        .limit(limit)
+    ).scalars()
+    placed = 0
+    for postcode in list(waiting):
+        position = geocode.locate(conn, postcode, geocoder, now)
+        if position is not None:
+            place_postcode(conn, postcode, position)
+            placed += 1
+    return placed
+
+
+def roll_forward(conn: Connection, now: datetime, limit: int = 1000) -> int:
+    """Recompute ``next_start`` for up to ``limit`` rows whose next session has begun; returns how many.
+
+    Queries are right without it (they recompute such rows themselves); running it every
+    few minutes keeps that work small.
+    """
+    due = conn.execute(
+        select(index.c.merged_id, documents.c.activity)
+        .join(documents, documents.c.merged_id == index.c.merged_id)
+        .where(index.c.next_start < now)
+        .order_by(index.c.next_start)
+        .limit(limit)
+    ).all()
+    for merged_id, activity in due:
+        upcoming = next_occurrences(activity, now, 1)
+        conn.execute(
+            update(index)
+            .where(index.c.merged_id == merged_id)
+            .values(next_start=upcoming[0].start.astimezone(UTC) if upcoming else None, next_from=now)
+        )
+    return len(due)
+
+
+def next_start_split(
+    conn: Connection, now: datetime, *, near: bool
+) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """Conditions for (rows whose stored ``next_start`` is right at ``now``, rows to recompute).
+
+    A stored next session is right until it starts, provided it was computed before
+    ``now``. Rows written after ``now`` happen only under a test's clock (or clock skew);
+    one look at the newest ``next_from`` keeps that case out of the usual query, whose
+    conditions then leave the planner free to use the grid index.
+
+    ``near``: the query filters by grid cells. SQLite's planner may then still prefer the
+    ``next_start`` index — a walk over most of the table — so the column is written with a
+    unary plus, SQLite's documented way to keep one term off an index.
+    """
+    c = index.c
+    next_start: ColumnElement[Any] = c.next_start
+    if near and conn.dialect.name == "sqlite":
+        next_start = literal_column(f"+{index.name}.next_start", type_=c.next_start.type)
+    newest = conn.execute(select(func.max(c.next_from))).scalar()
+    if newest is not None and as_utc(newest) > now:
+        return and_(c.next_from <= now, next_start > now), or_(c.next_from > now, next_start <= now)
+    return next_start > now, next_start <= now

@@ -1,0 +1,73 @@
+"""Fixtures for the aggregator's tests: controllable feeds and aggregators on real databases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from aggregator import create_app, job_config
+from aggregator.harvest import HarvestResult, harvest_source
+from aggregator.sources import add_source
+from aggregator.store import merged, sources
+from tests.aggregator.feedserver import FeedServer
+
+
+@pytest.fixture
+def make_feed(serve) -> Callable[..., FeedServer]:
+    """``make_feed(page_size=3)``: a FeedServer on its own loopback port."""
+
+    def _make(page_size: int = 3) -> FeedServer:
+        feed = FeedServer(page_size=page_size)
+        feed.base_url = serve(feed.app).url
+        return feed
+
+    return _make
+
+
+@pytest.fixture
+def make_aggregator(tmp_path) -> Callable[..., Flask]:
+    """``make_aggregator(database_url, **settings)``: an aggregator app on that database."""
+    count = 0
+
+    def _make(database_url: str | None = None, **settings: Any) -> Flask:
+        nonlocal count
+        count += 1
+        config = {
+            "DATABASE_URL": database_url or f"sqlite:///{tmp_path / f'aggregator{count}.sqlite'}",
+            "SECRET_KEY": "test",
+            "ALLOW_PRIVATE_NETWORKS": True,
+            "FETCH_TIMEOUT": 5.0,
+            "TESTING": True,
+            **settings,
+        }
+        return create_app(config)
+
+    return _make
+
+
+def follow(app: Flask, feed_url: str, trust: int = 50, kind: str | None = "localfeed") -> int:
+    """Add and approve a source the way an operator would."""
+    return add_source(
+        app.extensions["engine"], feed_url, kind=kind, state="approved", trust=trust, config=app.config
+    )
+
+
+def harvest(app: Flask, source_id: int) -> HarvestResult:
+    """One harvest run, the same function an rq worker runs."""
+    return harvest_source(source_id, job_config(app))
+
+
+def live(app: Flask) -> dict[str, dict[str, Any]]:
+    """The merged items shown now: item id -> row mapping."""
+    with app.extensions["engine"].connect() as conn:
+        rows = conn.execute(select(merged).where(merged.c.state == "updated")).mappings().all()
+    return {row["item_id"]: dict(row) for row in rows}
+
+
+def source_row(app: Flask, source_id: int) -> Any:
+    with app.extensions["engine"].connect() as conn:
+        return conn.execute(select(sources).where(sources.c.id == source_id)).one()

@@ -1,0 +1,195 @@
+"""The query API through the real aggregator app: harvested items, headers, errors, OpenAPI."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import pytest
+from openapi_spec_validator import validate
+
+from aggregator import query
+from aggregator.store import as_utc
+from tests.aggregator.conftest import follow, harvest, source_row
+from tests.aggregator.feedserver import FeedServer
+from tests.aggregator.test_geocode import FakePostcodesIo
+from tests.aggregator.test_query import CENTRE, moved, place, verified_days_ago, walk
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    """The app's CLOCK: a time the test sets."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def detail_path(activity_id: str) -> str:
+    return "/api/activities/" + quote(activity_id, safe="")
+
+
+def test_search_detail_cache_headers_and_errors(make_feed, make_aggregator, database_url):
+    feed = make_feed()
+    anchor = walk("anchor", CENTRE, location=place("anchor", CENTRE, postcode="CR4 1AA"))
+    feed.put(anchor)
+    # Different days, so that without ``near`` the order is by next session alone.
+    feed.put(walk("one-km", moved(CENTRE, north_km=1.0), day="WE"))
+    feed.put(walk("far", moved(CENTRE, north_km=9.0), day="TH"))
+    feed.put(walk("expired", moved(CENTRE, north_km=0.5), lastVerified=verified_days_ago(400)))
+    clock = Clock(NOW)
+    app = make_aggregator(database_url, CLOCK=clock)
+    source = follow(app, feed.feed_url)
+    harvest(app, source)
+    client = app.test_client()
+
+    response = client.get("/api/activities?near=CR4+1AA&radius=2")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [item["activity"]["name"] for item in body["items"]] == ["anchor", "one-km"]
+    assert body["items"][1]["distance_km"] == pytest.approx(1.0, abs=0.01)
+    assert body["items"][0]["sources"] == [
+        {"name": feed.feed_url, "url": feed.feed_url, "itemId": anchor["id"]}
+    ]
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Cache-Control"] == "public, max-age=60"
+    etag = response.headers["ETag"]
+
+    preflight = client.options("/api/activities", headers={"Origin": "https://gp.example"})
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "If-None-Match" in preflight.headers["Access-Control-Allow-Headers"]
+    again = client.get("/api/activities?near=CR4+1AA&radius=2", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    assert again.headers["Access-Control-Allow-Origin"] == "*"
+    clock.now = NOW + timedelta(days=7)  # the next sessions move on, so the answer changes
+    moved_on = client.get("/api/activities?near=CR4+1AA&radius=2", headers={"If-None-Match": etag})
+    assert moved_on.status_code == 200 and moved_on.headers["ETag"] != etag
+
+    # Paging through the API gives the same items as one page.
+    first = client.get("/api/activities?limit=2").get_json()
+    second = client.get(f"/api/activities?limit=2&cursor={first['next_cursor']}").get_json()
+    assert second["next_cursor"] is None
+    assert [i["activity"]["name"] for i in first["items"] + second["items"]] == ["anchor", "one-km", "far"]
+
+    # One activity by its id, URL-encoded; expired ones are kept and say so.
+    one = client.get(detail_path(anchor["id"]))
+    assert one.status_code == 200 and one.headers["Access-Control-Allow-Origin"] == "*"
+    assert one.get_json()["activity"]["id"] == anchor["id"]
+    assert one.get_json()["distance_km"] is None
+    assert (
+        client.get(detail_path(anchor["id"]), headers={"If-None-Match": one.headers["ETag"]}).status_code
+        == 304
+    )
+    expired = client.get(detail_path("https://pub.example/activities/expired")).get_json()
+    assert expired["freshness"]["state"] == "expired"
+    assert expired["freshness"]["note"] == "Not confirmed since October 2025"
+
+    missing = client.get(detail_path("https://pub.example/activities/nothing"))
+    assert missing.status_code == 404
+    assert missing.get_json()["error"]["parameter"] == "id"
+    assert "https://pub.example/activities/nothing" in missing.get_json()["error"]["message"]
+
+    unknown = client.get("/api/activities?near=ZZ1+1ZZ")
+    assert unknown.status_code == 400
+    assert unknown.headers["Access-Control-Allow-Origin"] == "*"
+    assert unknown.get_json() == {
+        "error": {
+            "message": "We don't know the postcode 'ZZ1 1ZZ'. Check it, or search by town with lat,lon.",
+            "parameter": "near",
+        }
+    }
+    assert client.get("/api/activities?category=walkin").get_json()["error"]["parameter"] == "category"
+
+
+def test_postcodes_from_a_service_and_a_clear_503_when_it_fails(make_aggregator, serve):
+    fake = FakePostcodesIo({"SW1A 1AA": (51.501009, -0.141588)})
+    app = make_aggregator(POSTCODES_API_URL=serve(fake.app).url, CLOCK=Clock(NOW))
+    client = app.test_client()
+
+    body = client.get("/api/activities?near=sw1a1aa").get_json()
+    assert (body["query"]["lat"], body["query"]["lon"]) == (51.501009, -0.141588)
+    client.get("/api/activities?near=SW1A+1AA")
+    assert fake.asked == ["SW1A 1AA"]  # remembered in the store
+
+    fake.broken = True
+    failed = client.get("/api/activities?near=SE1+7PB")
+    assert failed.status_code == 503
+    assert failed.get_json()["error"] == {
+        "message": "We can't look up postcodes just now. Try again in a few minutes, or use near=lat,lon.",
+        "parameter": "near",
+    }
+
+
+def test_the_openapi_document_is_valid_and_describes_every_parameter(make_aggregator):
+    client = make_aggregator().test_client()
+    response = client.get("/api/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    document = response.get_json()
+    validate(document)  # raises on anything OpenAPI 3.1 does not allow
+    assert document["openapi"] == "3.1.0"
+    search = document["paths"]["/api/activities"]["get"]
+    assert [p["name"] for p in search["parameters"]] == list(query.PARAMETERS)
+    assert set(search["responses"]) == {"200", "304", "400", "503"}
+    assert (
+        "4.8 km/h"
+        in document["components"]["schemas"]["Item"]["properties"]["walking_minutes"]["description"]
+    )
+    assert (
+        "1.3 times"
+        in document["components"]["schemas"]["Item"]["properties"]["walking_minutes"]["description"]
+    )
+    detail = document["paths"]["/api/activities/{id}"]["get"]
+    assert set(detail["responses"]) == {"200", "304", "404"}
+    assert document["servers"] == [{"url": "http://localhost"}]
+
+
+def test_items_of_a_source_that_stopped_answering_turn_stale(make_feed, make_aggregator, serve, database_url):
+    quiet_feed = FeedServer()
+    quiet_server = serve(quiet_feed.app)
+    quiet_feed.base_url = quiet_server.url
+    lively_feed = make_feed()
+    # The harvest stamps its sources with the real time, so this test's clock starts there.
+    started = datetime.now(UTC)
+    today = started.date().isoformat()
+    quiet_feed.put(walk("quiet-near", CENTRE, lastVerified=today))
+    lively_feed.put(walk("lively-far", moved(CENTRE, north_km=2.0), lastVerified=today))
+    clock = Clock(started)
+    app = make_aggregator(database_url, CLOCK=clock)
+    quiet, lively = follow(app, quiet_feed.feed_url), follow(app, lively_feed.feed_url)
+    harvest(app, quiet)
+    harvest(app, lively)
+    client = app.test_client()
+
+    def search() -> list[tuple[str, str, str | None]]:
+        body = client.get("/api/activities?near=51.4,-0.15&radius=5").get_json()
+        return [
+            (i["activity"]["name"], i["freshness"]["state"], i["freshness"]["note"]) for i in body["items"]
+        ]
+
+    assert search() == [("quiet-near", "fresh", None), ("lively-far", "fresh", None)]
+    quiet_server.stop()
+    harvest(app, quiet)  # fails: nothing listens there any more
+    last_answer = as_utc(source_row(app, quiet).last_success_at)
+    assert source_row(app, quiet).failures == 1
+
+    clock.now = started + timedelta(days=13)  # failing, but not for long enough
+    assert search() == [("quiet-near", "fresh", None), ("lively-far", "fresh", None)]
+    clock.now = started + timedelta(days=15)
+    since = f"{last_answer.day} {last_answer:%B %Y}"
+    assert search() == [
+        ("lively-far", "fresh", None),
+        ("quiet-near", "stale", f"Its source has not answered since {since}"),
+    ]
+
+
+def test_too_many_requests_get_a_json_429(make_aggregator):
+    client = make_aggregator(API_RATE_LIMIT="2 per minute", CLOCK=Clock(NOW)).test_client()
+    assert [client.get("/api/activities").status_code for _ in range(2)] == [200, 200]
+    refused = client.get("/api/activities")
+    assert refused.status_code == 429
+    assert refused.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Wait a minute and try again" in refused.get_json()["error"]["message"]
