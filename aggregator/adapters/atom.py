@@ -1,0 +1,179 @@
+"""Atom and RSS feeds: entries that carry an activity, as our JSON or as schema.org JSON-LD.
+
+Websites and other Localfeed publishers offer Atom; an entry is followed when it holds
+our activity JSON (content of type ``application/json``) or a schema.org ``Event`` in a
+``<script type="application/ld+json">`` inside its HTML. Everything else in the feed
+(news posts, notices) is reported as "not an activity", so an operator can see why a
+feed they added shows nothing.
+
+The bytes come through the harvest's guarded ``fetch``; feedparser only parses them
+(given bytes, it never fetches). XML that declares a DOCTYPE is refused before any
+parser sees it, which shuts out entity-expansion and external-entity tricks.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+
+from aggregator.adapters import mapping as m
+from aggregator.adapters import openactive
+from aggregator.adapters.base import Change, Fetch, Page, Unmapped
+
+KIND = "atom"
+
+MAX_XML_BYTES = 5_000_000
+_XML_TYPES = {"application/atom+xml", "application/rss+xml", "application/rdf+xml"}
+_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_JSON_LD = re.compile(
+    r"<script[^>]*type\s*=\s*[\"']application/ld\+json[\"'][^>]*>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL
+)
+_ACTIVITY_TYPES = {"SessionSeries", "Event"}
+
+
+def sniff(content_type: str, body: bytes) -> bool:
+    """An Atom or RSS media type, or XML whose root is ``<feed>``, ``<rss>`` or ``<rdf:RDF>``."""
+    if content_type in _XML_TYPES:
+        return True
+    head = body[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith(b"<") and any(root in head for root in (b"<feed", b"<rss", b"<rdf:rdf"))
+
+
+def pages(fetch: Fetch, url: str, cursor: str | None, *, now: datetime | None = None) -> Iterator[Page]:
+    """One snapshot page of the feed's activity entries."""
+    fetched = fetch(url)
+    if fetched is not None:
+        yield read_feed(fetched.content, url, now or m.utc_now())
+
+
+def read_feed(body: bytes, feed_url: str, now: datetime) -> Page:
+    """The page for a feed's bytes; a feed we refuse or cannot read at all is not a snapshot."""
+    if len(body) > MAX_XML_BYTES:
+        return Page(
+            [],
+            [
+                Unmapped(
+                    feed_url,
+                    (
+                        f"The feed at {feed_url} is {len(body):,} bytes, over our "
+                        f"{MAX_XML_BYTES:,}-byte limit for XML; "
+                        "ask the publisher to shorten it (e.g. only current activities)."
+                    ),
+                )
+            ],
+        )
+    if _DOCTYPE.search(body[:4096]):
+        return Page(
+            [],
+            [
+                Unmapped(
+                    feed_url,
+                    (
+                        f"The feed at {feed_url} declares a DOCTYPE, which we refuse for safety; "
+                        "ask the publisher to remove the <!DOCTYPE ...> line (Atom and RSS need none)."
+                    ),
+                )
+            ],
+        )
+    parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    if not parsed.get("version") and not parsed.entries:
+        return Page(
+            [],
+            [
+                Unmapped(
+                    feed_url,
+                    (
+                        f"{feed_url} is not an Atom or RSS feed; check the address, "
+                        "or ask the site for its feed's address."
+                    ),
+                )
+            ],
+        )
+    page = Page([], [], snapshot=True)
+    if parsed.get("bozo"):
+        problem = Unmapped(
+            feed_url,
+            (
+                f"The feed at {feed_url} is not well-formed ({parsed.get('bozo_exception')}); "
+                + ("we read the entries we could. " if parsed.entries else "no entries could be read. ")
+                + "Ask the publisher to check it with a feed validator."
+            ),
+        )
+        if not parsed.entries:
+            return Page([], [problem])
+        # Entries lost to the break must not be taken as removed: keep what we have, add what we read.
+        page.snapshot = False
+        page.unmapped.append(problem)
+    for entry in parsed.entries:
+        result = entry_result(entry, feed_url, now)
+        (page.changes if isinstance(result, Change) else page.unmapped).append(result)
+    return page
+
+
+def entry_result(entry: Any, feed_url: str, now: datetime) -> Change | Unmapped:
+    """The activity an entry carries, or why it carries none."""
+    title = m.text(entry.get("title"), m.SHORT_TEXT)
+    ref = str(entry.get("id") or entry.get("link") or title)
+    bodies = [c for c in entry.get("content") or [] if c.get("value")]
+    if entry.get("summary"):
+        bodies.append(
+            {"type": (entry.get("summary_detail") or {}).get("type", "text/html"), "value": entry.summary}
+        )
+    changed = _updated(entry)
+    for content in bodies:
+        for thing in _things(content):
+            if not isinstance(thing, dict):
+                continue
+            if thing.get("type") in _ACTIVITY_TYPES and "lastVerified" in thing:
+                label = f"Entry '{title or ref}'"
+                return m.Candidate(str(thing.get("id")), label, thing, ref=ref).result()
+            if openactive.thing_type(thing) in openactive.EVENT_TYPES:
+                own = (
+                    m.http_url(thing.get("@id"))
+                    or m.http_url(thing.get("url"))
+                    or m.http_url(entry.get("link"))
+                )
+                candidate = openactive.map_opportunity(
+                    thing,
+                    own or m.minted_id(feed_url, ref),
+                    now,
+                    changed=changed,
+                    default_category="social-club",
+                )
+                candidate.ref = ref
+                return candidate.result()
+    return Unmapped(
+        ref,
+        (
+            f"Entry '{title or ref}' is not an activity: it carries neither Localfeed activity JSON "
+            "(content type application/json) nor a schema.org Event in JSON-LD."
+        ),
+    )
+
+
+def _things(content: dict[str, Any]) -> list[Any]:
+    """The JSON objects in one content element: the whole of a JSON body, or each JSON-LD script in HTML."""
+    kind, value = str(content.get("type") or ""), str(content.get("value") or "")
+    blocks = [value] if "json" in kind else _JSON_LD.findall(value)
+    things: list[Any] = []
+    for block in blocks:
+        try:
+            found = json.loads(block)
+        except ValueError:
+            continue
+        if isinstance(found, dict) and isinstance(found.get("@graph"), list):
+            things += found["@graph"]
+        else:
+            things += found if isinstance(found, list) else [found]
+    return things
+
+
+def _updated(entry: Any) -> datetime | None:
+    moment = entry.get("updated_parsed") or entry.get("published_parsed")
+    return datetime.fromtimestamp(calendar.timegm(moment), UTC) if moment else None

@@ -1,0 +1,287 @@
+"""What the adapters for other people's formats share: turning their fields into ours.
+
+OpenActive, iCalendar, Atom/RSS and Open Referral UK each describe an activity their
+own way, but the last steps are the same for all of them: clean the text, find a UK
+postcode, guess categories from words, mint an id from the source's own id, say how
+fresh the information is, and either hand over a valid activity or say exactly why not.
+Keeping those steps here means each adapter module holds only its format's quirks.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from aggregator.adapters.base import Change, Unmapped
+from schema import is_valid_activity, validate_activity
+from schema.vocab import categories as category_vocabulary
+
+# Marks an activity whose ``lastVerified`` is the day we harvested it, because the source
+# gave no date of its own: shown as "not confirmed by the organiser". A namespaced key, so
+# the contract's extension rule admits it.
+VERIFIED_BY = "ext:verifiedBy"
+VERIFIED_BY_HARVEST = "harvest"
+
+# The contract's postcode pattern, unanchored, to find a postcode inside free text.
+POSTCODE_IN_TEXT = re.compile(r"\b([A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}|GIR ?0AA)\b", re.IGNORECASE)
+_WHOLE_POSTCODE = re.compile(r"^\s*(?:[A-Z]{1,2}[0-9][A-Z0-9]? *[0-9][A-Z]{2}|GIR *0AA)\s*$", re.IGNORECASE)
+_TELEPHONE = re.compile(r"^[+(]?[0-9][0-9 ()-]{5,24}$")
+_TAG = re.compile(r"<[^>]*>")
+_MARKUP_START = re.compile(r"<(?=[A-Za-z/!?])")
+_SPACE = re.compile(r"\s+")
+_HTTP = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
+
+SHORT_TEXT = 120
+LONG_TEXT = 2000
+
+# Words that give a category away, tried in order; the first pattern of each category that
+# matches a label adds it. Kept short and plain: it reads English feeds' own labels.
+_CATEGORY_WORDS: tuple[tuple[str, str], ...] = (
+    ("chair-exercise", r"chair[- ]based|seated exercise|chair (?:yoga|exercise)"),
+    # "Walking football" and its kin are sports played at a walk, not walks.
+    (
+        "walking",
+        r"\bwalk(?!ing (?:football|netball|rugby|basketball|cricket|hockey|tennis))|\brambl|\bhik(?:e|ing)\b",
+    ),
+    ("running", r"\brun(?:s|ning|ners?)?\b|\bjog|parkrun|couch to 5k"),
+    ("cycling", r"\bcycl|\bbik(?:e|es|ing)\b|\bride\b|\brides\b"),
+    ("swimming", r"\bswim|\baqua"),
+    ("dance", r"\bdanc|zumba|ballet|salsa|ceilidh"),
+    ("yoga-pilates", r"\byoga|pilates|tai chi|qigong"),
+    (
+        "exercise-class",
+        r"fitness|exercise|bodypump|\bpump\b|circuit|\bgym\b|toning|strength|aerobic|hiit|"
+        r"\bspin(?:ning)?\b|boxercise|bootcamp|keep fit",
+    ),
+    (
+        "sport",
+        r"football|tennis|badminton|\bbowls\b|cricket|netball|basketball|\bgolf|hockey|rugby|squash|"
+        r"roller|skat(?:e|ing)|\bsports?\b|volleyball|archery|climbing|martial|karate|judo",
+    ),
+    ("arts-crafts", r"\bart\b|\barts\b|craft|knit|crochet|sewing|\bsew\b|paint|pottery|drawing|sketch"),
+    ("music-singing", r"choir|\bsing|music|ukulele|\bband\b|guitar"),
+    ("drama-writing", r"drama|theatre|creative writing|poetry|storytell"),
+    ("gardening-nature", r"garden|allotment|nature|conservation|beekeep|wildlife"),
+    ("lunch-club", r"lunch club|\blunch"),
+    ("social-club", r"coffee morning|social club|\bsocial\b|drop[- ]in caf|\bcaf[eé]\b|friendship"),
+    ("befriending", r"befriend"),
+    ("baby-toddler", r"\bbab(?:y|ies)\b|toddler|stay and play|stay & play|rhyme time"),
+    ("parents-carers", r"\bparent|\bcarers?\b"),
+    ("peer-support", r"peer support|support group"),
+    ("mental-health", r"mental health|wellbeing|well-being|counsell|anxiety|depression"),
+    ("digital-skills", r"digital|computer|\btablet|internet|smartphone|\bit skills"),
+    ("learning", r"\bcourse|\blearn|\blesson|\btalks?\b|language class|\bclass(?:es)?\b"),
+    ("volunteering", r"volunteer"),
+    ("faith-culture", r"church|faith|mosque|temple|gurdwara|synagogue|cultur"),
+    ("advice", r"advice|benefits|debt|housing|citizens"),
+    ("mens-shed", r"men'?s shed|repair caf"),
+    ("cooking-food", r"\bcook|\bfood|kitchen|baking"),
+    ("games-hobbies", r"\bgames?\b|chess|bingo|\bquiz|\bcards\b|hobby|board game|model"),
+    ("reading-book-club", r"book club|\breading|library"),
+    ("heritage-history", r"histor|heritage|reminisc|museum"),
+)
+_CATEGORY_PATTERNS = tuple(
+    (category, re.compile(words, re.IGNORECASE)) for category, words in _CATEGORY_WORDS
+)
+
+
+@dataclass
+class Candidate:
+    """An activity built from a source item, with what stops it being shown.
+
+    ``label`` names the item the way its source does ("Service 'Community Counselling'");
+    ``problems`` are plain sentences about what the source lacks or gets wrong. ``ref``
+    is the source's stable name for the item (its RPDE id, its UID), so a problem shown
+    on the source's page clears when the item maps; it defaults to the label.
+    """
+
+    id: str
+    label: str
+    activity: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+    ref: str = ""
+
+    def result(self) -> Change | Unmapped:
+        """The activity as a Change when it is valid, else an Unmapped saying why, field by field."""
+        ref = self.ref or self.label
+        if not self.problems:
+            if is_valid_activity(self.activity):
+                return Change(self.id, self.activity, ref=ref)
+            self.problems.extend(problem.message for problem in validate_activity(self.activity))
+        return Unmapped(ref, f"{self.label}: {'; '.join(self.problems)}")
+
+
+def text(value: Any, limit: int = LONG_TEXT) -> str:
+    """Plain text from a source field that may hold HTML: tags dropped, entities decoded, spaces collapsed.
+
+    Cut at ``limit`` characters on a word boundary, with an ellipsis, so the contract's
+    length rules hold without losing the start of a long description.
+    """
+    if value is None:
+        return ""
+    plain = _SPACE.sub(" ", html.unescape(_TAG.sub(" ", str(value)))).strip()
+    # A stray "<" left after unescaping would read as markup to the contract's rule.
+    plain = _MARKUP_START.sub("< ", plain)
+    if len(plain) <= limit:
+        return plain
+    cut = plain[: limit - 1].rsplit(" ", 1)[0]
+    return cut + "…"
+
+
+def http_url(value: Any) -> str | None:
+    """``value`` when it is an absolute http(s) URL, else None."""
+    return value.strip() if isinstance(value, str) and _HTTP.match(value.strip()) else None
+
+
+def find_postcode(value: Any) -> str | None:
+    """The first UK postcode in ``value`` (any text), upper-cased with one space, or None."""
+    match = POSTCODE_IN_TEXT.search(str(value or ""))
+    return normal_postcode(match.group(1)) if match else None
+
+
+def is_postcode(value: Any) -> bool:
+    return isinstance(value, str) and bool(_WHOLE_POSTCODE.match(value))
+
+
+def normal_postcode(value: str) -> str:
+    compact = value.replace(" ", "").upper()
+    return f"{compact[:-3]} {compact[-3:]}"
+
+
+def telephone(value: Any) -> str | None:
+    """A telephone number the contract accepts, from a source that may quote or pad it."""
+    cleaned = _SPACE.sub(" ", str(value or "").strip().strip("\"'").strip())
+    return cleaned if _TELEPHONE.match(cleaned) else None
+
+
+def geo(latitude: Any, longitude: Any) -> dict[str, float] | None:
+    """``{latitude, longitude}`` when both are numbers in range, else None."""
+    try:
+        lat, lon = float(latitude), float(longitude)
+    except (TypeError, ValueError):
+        return None
+    if -90 <= lat <= 90 and -180 <= lon <= 180 and not (lat == 0 and lon == 0):
+        return {"latitude": lat, "longitude": lon}
+    return None
+
+
+def categories_for(labels: Iterable[Any], concepts: Iterable[str] = ()) -> list[str]:
+    """Our categories for a source's activity concept URIs and labels, best evidence first.
+
+    Concept URIs are matched against the OpenActive concepts the vocabulary lists;
+    labels by the words above. Empty when nothing fits: the caller picks its default.
+    """
+    found: list[str] = []
+    wanted = {_concept_key(uri) for uri in concepts}
+    if wanted:
+        for category, entry in category_vocabulary().items():
+            if wanted & {_concept_key(uri) for uri in entry.get("openactive", ())}:
+                found.append(category)
+    for label in labels:
+        for category, pattern in _CATEGORY_PATTERNS:
+            if category not in found and pattern.search(str(label or "")):
+                found.append(category)
+    return found
+
+
+def _concept_key(uri: str) -> str:
+    """Activity List URIs are written with and without a slash before '#': compare the fragment."""
+    return uri.rsplit("#", 1)[-1].lower()
+
+
+def feed_base(url: str) -> str:
+    """The feed's URL without query or fragment: the stable part ids are minted under."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def minted_id(feed_url: str, source_id: Any) -> str:
+    """``<feed url>#<source id>``: stable for as long as the source keeps its own ids."""
+    return f"{feed_base(feed_url)}#{quote(str(source_id), safe='')}"
+
+
+def freshness(source_date: Any, harvested_at: datetime) -> dict[str, str]:
+    """``lastVerified`` from the source's own date when it has one, else today marked as ours."""
+    day = as_date(source_date)
+    if day is not None:
+        return {"lastVerified": day.isoformat()}
+    return {"lastVerified": harvested_at.date().isoformat(), VERIFIED_BY: VERIFIED_BY_HARVEST}
+
+
+def as_date(value: Any) -> date | None:
+    """A date from an ISO date or date-time (string, date or datetime), or None."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and len(value) >= 10:
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A timezone-aware datetime from an ISO string (``Z`` allowed), or None when it has no offset."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
+        return None
+    return parsed if parsed.tzinfo is not None and parsed.utcoffset() is not None else None
+
+
+def stamp(value: datetime) -> str:
+    """An RFC 3339 date-time with offset, to the second."""
+    return value.replace(microsecond=0).isoformat()
+
+
+def modified(value: Any, harvested_at: datetime) -> str:
+    """``dateModified`` from the source's own change time, else the start of the harvest's day.
+
+    A day, not the instant: a source read whole at every harvest must give the same
+    activity each time, or every harvest would count as a change to merge and republish.
+    """
+    parsed = as_datetime(value)
+    if parsed is None:
+        parsed = datetime.combine(harvested_at.astimezone(UTC).date(), datetime.min.time(), tzinfo=UTC)
+    return stamp(parsed)
+
+
+def clock(value: Any) -> str | None:
+    """``"HH:MM"`` from a time like ``10:00``, ``9:30``, ``10:00:00`` or ``10:00Z``, or None."""
+    match = re.match(r"^(\d{1,2}):(\d{2})", str(value or ""))
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        return None
+    return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+
+def as_list(value: Any) -> list[Any]:
+    """A JSON-LD or iCalendar value that may be one thing or a list of them, as a list."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def address(street: str, locality: str, postcode: str) -> dict[str, str]:
+    """The contract's address, filling a missing street or locality from what is there."""
+    street, locality = text(street, SHORT_TEXT), text(locality, SHORT_TEXT)
+    return {
+        "streetAddress": street or locality or postcode,
+        "addressLocality": locality or street or postcode,
+        "postalCode": postcode,
+    }

@@ -1,0 +1,424 @@
+"""Open Referral UK / HSDS 3.0 service directories: ``/services`` pages and ``/services/{id}``.
+
+Councils publish their directories of local services through the Open Referral API. The
+list gives one-to-one fields only, so each service is read in full from its own URL,
+which is also the id we give it: it is the source's own address for the service and
+stays the same across harvests.
+
+A directory has no change feed with deletions, so the adapter reads it whole at least
+once a day and hands the harvest a snapshot (services that vanished are dropped). In
+between it asks only for services modified since the last harvest with
+``modified_after``; a server that ignores the parameter costs list pages but no detail
+requests, because each summary's ``last_modified`` is checked too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from dateutil.rrule import MONTHLY, WEEKLY, rrule, weekday
+
+from aggregator.adapters import mapping as m
+from aggregator.adapters.base import Change, Fetch, Page, SourceGone, Unmapped
+
+KIND = "oruk"
+
+PER_PAGE = 100
+FULL_HARVEST_EVERY = timedelta(days=1)
+_MAX_PAGES = 10_000
+_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+_BYDAY = re.compile(r"^([+-]?\d)?(MO|TU|WE|TH|FR|SA|SU)$")
+_ENDED = {"inactive", "defunct"}
+_ACCESS_WORDS = (
+    ("hearing-loop", r"induction loop|hearing loop"),
+    ("wheelchair-accessible", r"wheelchair"),
+    ("step-free", r"step[- ]free|level access|\bramp|\blift\b"),
+    ("accessible-toilet", r"accessible (?:toilet|wc)|disabled toilet"),
+    ("parking", r"\bparking|car park"),
+    ("changing-places", r"changing places"),
+)
+
+
+def sniff(content_type: str, body: bytes) -> bool:
+    """An Open Referral paging envelope (``total_pages`` and ``contents``)."""
+    if content_type and "json" not in content_type:
+        return False
+    head = body[:65536].lstrip()
+    return head.startswith(b"{") and b'"contents"' in head and b'"total_pages"' in head
+
+
+def pages(fetch: Fetch, url: str, cursor: str | None, *, now: datetime | None = None) -> Iterator[Page]:
+    """One page: every service (re)read since ``cursor``, a snapshot when the whole list was read.
+
+    ``cursor`` is JSON ``{"since": when this harvest started, "full_at": the last whole read}``.
+    """
+    harvested_at = now or m.utc_now()
+    state = _cursor(cursor)
+    full_at = m.as_datetime(state.get("full_at"))
+    full = full_at is None or harvested_at - full_at >= FULL_HARVEST_EVERY
+    since = None if full else m.as_datetime(state.get("since"))
+    services_url = m.feed_base(url).rstrip("/")
+    page = Page([], [], snapshot=full)
+    for summary in _summaries(fetch, services_url, since, page):
+        service_id = str(summary["id"])
+        changed = m.as_datetime(summary.get("last_modified"))
+        if since is not None and changed is not None and changed < since:
+            continue
+        item_id = f"{services_url}/{quote(service_id, safe='')}"
+        try:
+            fetched = fetch(item_id)
+        except SourceGone:  # listed a moment ago, gone now: the service was withdrawn
+            page.changes.append(Change(item_id, None, ref=f"service {service_id}"))
+            continue
+        detail = _json(fetched) if fetched is not None else summary
+        if not isinstance(detail, dict):
+            page.unmapped.append(
+                Unmapped(f"service {service_id}", f"{item_id} did not answer with a service as JSON.")
+            )
+            continue
+        if str(detail.get("status", "active")).lower() in _ENDED:
+            page.changes.append(Change(item_id, None, ref=f"service {service_id}"))
+            continue
+        result = map_service(detail, item_id, harvested_at).result()
+        (page.changes if isinstance(result, Change) else page.unmapped).append(result)
+    page.cursor = json.dumps(
+        {"since": m.stamp(harvested_at), "full_at": m.stamp(harvested_at if full else full_at)},
+        sort_keys=True,
+    )
+    yield page
+
+
+def _summaries(
+    fetch: Fetch, services_url: str, since: datetime | None, page: Page
+) -> Iterator[dict[str, Any]]:
+    """The service summaries of every list page, stopping at the last (whatever ``total_pages`` claims)."""
+    for number in range(1, _MAX_PAGES + 1):
+        query = {"page": number, "per_page": PER_PAGE}
+        if since is not None:
+            query["modified_after"] = m.stamp(since)
+        list_url = f"{services_url}?{urlencode(query)}"
+        fetched = fetch(list_url)
+        if fetched is None:
+            return
+        envelope = _json(fetched)
+        if not isinstance(envelope, dict) or not isinstance(envelope.get("contents"), list):
+            page.unmapped.append(
+                Unmapped(
+                    list_url,
+                    (
+                        f"{list_url} is not an Open Referral page (a JSON object with 'contents'); "
+                        "check that the source URL is the directory's /services endpoint."
+                    ),
+                )
+            )
+            page.snapshot = False  # a broken read is not the whole set: keep what we have
+            return
+        for summary in envelope["contents"]:
+            if isinstance(summary, dict) and summary.get("id"):
+                yield summary
+        total = envelope.get("total_pages")
+        if (
+            not envelope["contents"]
+            or envelope.get("last_page") is True
+            or (isinstance(total, int) and number >= total)
+        ):
+            return
+
+
+def map_service(service: Mapping[str, Any], item_id: str, harvested_at: datetime) -> m.Candidate:
+    """Our activity for one fully nested HSDS service, with what stops it being shown."""
+    name = m.text(service.get("name"), m.SHORT_TEXT)
+    label = f"Service '{name or service.get('id')}'"
+    problems: list[str] = []
+    at_locations = [s for s in service.get("service_at_locations") or [] if isinstance(s, dict)]
+    activity: dict[str, Any] = {"id": item_id, "type": "SessionSeries", "name": name}
+    if not name:
+        problems.append("it has no name")
+    description = m.text(service.get("description"))
+    if description:
+        activity["description"] = description
+    organization = service.get("organization") if isinstance(service.get("organization"), dict) else {}
+    activity["organizer"] = _organizer(organization, problems)
+    terms = [
+        (attribute.get("taxonomy_term") or {}).get("name")
+        for attribute in service.get("attributes") or []
+        if isinstance(attribute, dict)
+    ]
+    activity["categories"] = m.categories_for(terms) or m.categories_for([name, description]) or ["advice"]
+    _location(at_locations, activity, problems)
+    schedules = _schedules(service, at_locations, harvested_at, problems)
+    if schedules:
+        activity["schedule"] = schedules
+    activity["price"] = _price(service, problems)
+    ages = {
+        key: int(service[field])
+        for key, field in (("min", "minimum_age"), ("max", "maximum_age"))
+        if isinstance(service.get(field), int | float) and 0 <= service[field] <= 120
+    }
+    if ages:
+        activity["ageRange"] = ages
+    activity["booking"] = _booking(service)
+    contact = _contact(service, at_locations)
+    if contact:
+        activity["contact"] = contact
+    languages = [
+        lang["code"]
+        for lang in service.get("languages") or []
+        if isinstance(lang, dict)
+        and re.match(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$", str(lang.get("code", "")))
+    ]
+    if languages:
+        activity["languages"] = list(dict.fromkeys(languages))
+    if str(service.get("status", "")).lower() == "temporarily closed":
+        activity["status"] = "paused"
+    activity.update(m.freshness(service.get("assured_date"), harvested_at))
+    activity["dateModified"] = m.modified(service.get("last_modified"), harvested_at)
+    return m.Candidate(item_id, label, activity, problems, ref=f"service {service.get('id')}")
+
+
+def _organizer(organization: Mapping[str, Any], problems: list[str]) -> dict[str, str]:
+    name = m.text(organization.get("name"), m.SHORT_TEXT)
+    if not name:
+        problems.append("it names no organization")
+    organizer = {"name": name}
+    website = m.http_url(organization.get("website"))
+    if website:
+        organizer["url"] = website
+    if "@" in str(organization.get("email") or ""):
+        organizer["email"] = organization["email"].strip()
+    return organizer
+
+
+def _location(at_locations: list[dict[str, Any]], activity: dict[str, Any], problems: list[str]) -> None:
+    """The first physical location with a UK postcode; else say what is wrong with each one."""
+    faults = []
+    for at_location in at_locations:
+        place = at_location.get("location") if isinstance(at_location.get("location"), dict) else {}
+        name = m.text(place.get("name"), m.SHORT_TEXT)
+        if place.get("location_type") == "virtual":
+            online = m.http_url(place.get("url"))
+            if online:
+                activity["attendanceMode"], activity["onlineUrl"] = "online", online
+                return
+            continue
+        addresses = [a for a in place.get("addresses") or [] if isinstance(a, dict)]
+        usable = next((a for a in addresses if m.is_postcode(a.get("postal_code"))), None)
+        point = m.geo(place.get("latitude"), place.get("longitude"))
+        if usable is not None:
+            street = ", ".join(p for p in (usable.get("address_1"), usable.get("address_2")) if p)
+            location: dict[str, Any] = {
+                "name": name or m.text(street, m.SHORT_TEXT),
+                "address": m.address(
+                    street,
+                    usable.get("city") or usable.get("region") or "",
+                    m.normal_postcode(usable["postal_code"]),
+                ),
+            }
+            if point:
+                location["geo"] = point
+            access = _access(place)
+            if access:
+                location["accessibility"] = access
+            activity["location"] = location
+            return
+        wrong = [
+            f"postcode '{a['postal_code']}' is not a UK postcode" for a in addresses if a.get("postal_code")
+        ]
+        wrong = wrong or ["has no address with a postcode"]
+        if place.get("latitude") is not None and point is None:
+            for axis, limit in (("latitude", 90), ("longitude", 180)):
+                value = place.get(axis)
+                if not isinstance(value, int | float) or abs(value) > limit:
+                    wrong.append(f"{axis} {value} is out of range")
+        faults.append(f"location '{name or place.get('id')}' {' and '.join(wrong)}")
+    if faults:
+        problems.append("; ".join(faults) + "; no location we can show")
+    else:
+        problems.append("it has no location; no location we can show")
+
+
+def _access(place: Mapping[str, Any]) -> list[str]:
+    words = " ".join(
+        f"{a.get('description') or ''} {a.get('details') or ''} {a.get('accessibility') or ''}"
+        for a in place.get("accessibility") or []
+        if isinstance(a, dict)
+    )
+    return [feature for feature, pattern in _ACCESS_WORDS if re.search(pattern, words, re.IGNORECASE)]
+
+
+def _schedules(
+    service: Mapping[str, Any],
+    at_locations: list[dict[str, Any]],
+    harvested_at: datetime,
+    problems: list[str],
+) -> list[dict[str, Any]]:
+    found: dict[str, Mapping[str, Any]] = {}
+    sources = [service.get("schedules")]
+    for at_location in at_locations:
+        sources.append(at_location.get("schedules"))
+        if isinstance(at_location.get("location"), dict):
+            sources.append(at_location["location"].get("schedules"))
+    for rules in sources:
+        for rule in rules or []:
+            if isinstance(rule, dict):
+                found.setdefault(str(rule.get("id") or len(found)), rule)
+    entries = [
+        entry
+        for rule in found.values()
+        if (entry := _schedule_entry(rule, harvested_at, problems)) is not None
+    ]
+    if not found:
+        problems.append("it has no schedule (opening times), so we cannot say when to go")
+    elif entries and all(e.get("endDate", "9999") < harvested_at.date().isoformat() for e in entries):
+        problems.append(f"its schedule ended on {max(e['endDate'] for e in entries)}")
+    # One pattern may be given at service, service-at-location and location level alike.
+    return list({json.dumps(e, sort_keys=True): e for e in entries}.values())
+
+
+def _schedule_entry(
+    rule: Mapping[str, Any], harvested_at: datetime, problems: list[str]
+) -> dict[str, Any] | None:
+    """Our entry for one HSDS schedule (RFC 5545 RRULE parts), or None with a problem added."""
+    frequency, interval = str(rule.get("freq") or "").upper(), rule.get("interval") or 1
+    parts = [part.strip().upper() for part in str(rule.get("byday") or "").split(",") if part.strip()]
+    matched = [_BYDAY.match(part) for part in parts]
+    opens, closes = m.clock(rule.get("opens_at")), m.clock(rule.get("closes_at"))
+    extra = [name for name in ("bymonthday", "byweekno", "byyearday") if rule.get(name)]
+    described = f"schedule ({frequency or 'no freq'}, byday '{rule.get('byday') or ''}'"
+    described += f", {', '.join(f'{n} {rule[n]}' for n in extra)})" if extra else ")"
+    entry: dict[str, Any] = {}
+    if frequency == "WEEKLY" and interval in (1, 2) and parts and all(x and not x.group(1) for x in matched):
+        entry = {"repeatFrequency": "P1W" if interval == 1 else "P2W", "byDay": [x.group(2) for x in matched]}
+    elif frequency == "MONTHLY" and interval == 1 and len(parts) == 1 and matched[0] and matched[0].group(1):
+        week = int(matched[0].group(1))
+        if week in (1, 2, 3, 4, -1):
+            entry = {"repeatFrequency": "P1M", "byDay": [matched[0].group(2)], "byMonthWeek": week}
+    if not entry or extra:
+        why = (
+            f"it also limits the days by {' and '.join(extra)}, which a weekly pattern cannot say"
+            if entry
+            else "we show weekly, fortnightly and nth-weekday-of-the-month patterns"
+        )
+        problems.append(f"its {described} is not one we can show: {why}")
+        return None
+    if opens is None or closes is None:
+        problems.append(f"its {described} has no opening and closing times")
+        return None
+    starts = m.as_date(rule.get("dtstart")) or m.as_date(rule.get("valid_from")) or harvested_at.date()
+    entry.update({"startTime": opens, "endTime": closes, "startDate": starts.isoformat()})
+    ends = (
+        m.as_date(rule.get("until")) or m.as_date(rule.get("valid_to")) or _last_by_count(entry, rule, starts)
+    )
+    if ends is not None:
+        entry["endDate"] = max(ends, starts).isoformat()
+    # HSDS gives ``timezone`` as a bare UTC offset, which cannot follow British Summer Time
+    # (and is often wrong, like 3 in the standard's own example): UK directories mean UK time.
+    entry["timezone"] = "Europe/London"
+    return entry
+
+
+def _last_by_count(entry: Mapping[str, Any], rule: Mapping[str, Any], starts: date) -> date | None:
+    count = rule.get("count")
+    if not isinstance(count, int) or count < 1:
+        return None
+    week = entry.get("byMonthWeek")
+    days = [weekday(_WEEKDAYS.index(day), week) if week else _WEEKDAYS.index(day) for day in entry["byDay"]]
+    frequency = MONTHLY if entry["repeatFrequency"] == "P1M" else WEEKLY
+    interval = 2 if entry["repeatFrequency"] == "P2W" else 1
+    dates = list(
+        rrule(
+            frequency,
+            interval=interval,
+            byweekday=days,
+            count=count,
+            dtstart=datetime.combine(starts, datetime.min.time()),
+        )
+    )
+    return dates[-1].date() if dates else None
+
+
+def _price(service: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
+    options = [o for o in service.get("cost_options") or [] if isinstance(o, dict)]
+    priced = [o for o in options if isinstance(o.get("amount"), int | float)]
+    foreign = {
+        str(o["currency"]).upper()
+        for o in priced
+        if o.get("currency") and str(o["currency"]).upper() != "GBP"
+    }
+    if foreign:
+        problems.append(f"its costs are in {', '.join(sorted(foreign))}, not pounds (GBP)")
+    if priced and all(o["amount"] == 0 for o in priced):
+        return {"isFree": True}
+    if priced:
+        cheapest = min(priced, key=lambda o: o["amount"])
+        price: dict[str, Any] = {"amount": cheapest["amount"], "currency": "GBP"}
+        notes = ": ".join(
+            m.text(cheapest.get(k)) for k in ("option", "amount_description") if cheapest.get(k)
+        )
+        if notes:
+            price["notes"] = m.text(notes, m.SHORT_TEXT)
+        return price
+    fees = m.text(service.get("fees_description") or service.get("fees"))
+    if re.search(r"\bfree\b", fees, re.IGNORECASE) or not fees:
+        return (
+            {"isFree": True} if fees else {"isFree": True, "notes": "No cost given; check with the organiser"}
+        )
+    problems.append(
+        f"its fees are described only in words ('{m.text(fees, 80)}'), with no amount in cost_options"
+    )
+    return {"isFree": False}
+
+
+def _booking(service: Mapping[str, Any]) -> dict[str, str]:
+    process = str(service.get("application_process") or "").lower()
+    if re.search(r"referr|\bgp\b", process):
+        method = "referral"
+    elif re.search(r"drop[- ]in|just (?:turn|come) (?:up|along)", process):
+        method = "drop-in"
+    elif re.search(r"\bbook|appointment|regist", process):
+        method = "book-ahead"
+    else:
+        method = "contact-first"
+    booking = {"method": method}
+    link = m.http_url(service.get("url"))
+    if link:
+        booking["url"] = link
+    return booking
+
+
+def _contact(service: Mapping[str, Any], at_locations: list[dict[str, Any]]) -> dict[str, str]:
+    people = [c for c in service.get("contacts") or [] if isinstance(c, dict)]
+    for at_location in at_locations:
+        people += [c for c in at_location.get("contacts") or [] if isinstance(c, dict)]
+    person = people[0] if people else {}
+    phones = [*(person.get("phones") or []), *(service.get("phones") or [])]
+    contact = {}
+    if m.text(person.get("name"), m.SHORT_TEXT):
+        contact["name"] = m.text(person["name"], m.SHORT_TEXT)
+    email = person.get("email") or service.get("email")
+    if "@" in str(email or ""):
+        contact["email"] = str(email).strip()
+    number = next((n for p in phones if isinstance(p, dict) and (n := m.telephone(p.get("number")))), None)
+    if number:
+        contact["telephone"] = number
+    return contact
+
+
+def _cursor(cursor: str | None) -> dict[str, Any]:
+    try:
+        state = json.loads(cursor) if cursor else {}
+    except ValueError:
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _json(fetched: Any) -> Any:
+    try:
+        return fetched.json()
+    except ValueError:
+        return None
