@@ -6,7 +6,8 @@ apps may import (docs/architecture.md), and the protocol must not be written twi
 - :mod:`.signing` — ``X-Hub-Signature`` HMACs;
 - :mod:`.hub` — :class:`Hub`: tables, the ``POST /websub`` blueprint, intent verification,
   the delivery outbox with retries;
-- :mod:`.worker` — :class:`HubWorker`, a thread that runs a hub's due work (no Redis needed);
+- :mod:`.worker` — :class:`HubWorker`, a thread that runs a hub's due work (no Redis needed),
+  and :class:`AppHubWorker`, one that ends with its Flask app;
 - :mod:`.jobs` — the same work as plain functions for rq;
 - :mod:`.subscriber` — discovery, subscription requests, verification and delivery checks.
 """
@@ -23,9 +24,10 @@ from .subscriber import (
     subscribe_request,
     verify_delivery,
 )
-from .worker import HubWorker
+from .worker import AppHubWorker, HubWorker
 
 __all__ = [
+    "AppHubWorker",
     "Discovery",
     "Hub",
     "HubRequestError",

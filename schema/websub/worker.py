@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
+
+from flask import Flask
 
 from .hub import Hub
 
@@ -55,3 +58,26 @@ class HubWorker:
                 busy = 0
             if not busy:
                 self._wakeup.wait(self.interval)
+
+
+class AppHubWorker(HubWorker):
+    """A :class:`HubWorker` for one Flask app, which it holds weakly and ends with.
+
+    Short-lived apps (tests, CLI commands) so leave no thread behind. Subclasses add
+    their app's own work in :meth:`run_for`.
+    """
+
+    def __init__(self, app: Flask, hub: Hub, interval: float = 2.0) -> None:
+        super().__init__(hub, interval)
+        self._app = weakref.ref(app)
+
+    def run_once(self) -> int:
+        app = self._app()
+        if app is None:
+            self._stopping.set()  # the loop ends after this pass
+            return 0
+        return self.run_for(app)
+
+    def run_for(self, app: Flask) -> int:
+        """One pass for the live ``app``; returns how many requests were attempted."""
+        return super().run_once()
