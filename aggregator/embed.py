@@ -1,0 +1,454 @@
+"""Embeds: the list for iframes, the printable sheet, the snippet builder, and the widget files.
+
+Every page here renders the same result as ``GET /api/activities`` (it calls the same
+``aggregator.query.search``), so a website's iframe, a link worker's printout and the
+``<localfeed-activities>`` widget can never disagree. The pages work without JavaScript;
+feed text reaches HTML only through Jinja's autoescaping and links only when http(s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from werkzeug.security import safe_join
+
+from aggregator import api, geocode, query
+from schema import schedule, vocab
+
+bp = Blueprint("embed", __name__)
+
+LONDON = ZoneInfo("Europe/London")
+DEFAULT_WIDGETS_DIR = Path(__file__).resolve().parent.parent / "widgets"
+RADII = (1, 2, 5, 10, 20, 50)
+DEFAULT_RADIUS = f"{query.DEFAULT_RADIUS_KM:g}"  # what the API searches when no radius is given
+# Parameters of the embed pages themselves; everything else is the API's query.
+EMBED_ONLY = ("aff", "heading")
+PRINT_MAX_ITEMS = 200  # a printed sheet is read by a person: more than this helps nobody
+
+BOOKING_WORDS = {
+    "drop-in": "Just turn up",
+    "book-ahead": "Book ahead",
+    "contact-first": "Contact first",
+    "referral": "By referral",
+}
+SPACE_WORDS = {"spaces": "Spaces available", "waiting-list": "Waiting list", "full": "Full"}
+
+
+@dataclass
+class Link:
+    text: str
+    url: str
+
+
+@dataclass
+class Entry:
+    """One result in words, ready for a template: every field is plain text or a checked URL."""
+
+    name: str
+    organiser: str
+    when: str
+    next_dates: list[str]
+    place: str
+    distance: str
+    cost: str
+    space: str
+    access: list[str]
+    booking: str
+    booking_link: Link | None
+    contact: list[str]
+    checked_month: str  # "October 2026": when the organiser last confirmed it
+    freshness_note: str
+    description: str
+    first_visit: str
+    sources: list[Link] = field(default_factory=list)
+    vouched_by: list[str] = field(default_factory=list)  # who has checked it ("Merton CVS")
+    json_ld: list[dict[str, Any]] = field(default_factory=list)
+
+
+def http_url(raw: Any) -> str | None:
+    """``raw`` if it is an absolute http(s) URL, else None: no javascript: or data: from a feed."""
+    if not isinstance(raw, str):
+        return None
+    parts = urlsplit(raw.strip())
+    return raw.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def is_eventbrite(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host.startswith("eventbrite.") or ".eventbrite." in host
+
+
+def with_affiliate(url: str, aff: str | None) -> str:
+    """Eventbrite's ``aff`` tracking code for the embedding site; other links keep their destination."""
+    if not aff or not is_eventbrite(url):
+        return url
+    parts = urlsplit(url)
+    query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("aff="))
+    query = f"{query}&{urlencode({'aff': aff})}" if query else urlencode({"aff": aff})
+    return urlunsplit(parts._replace(query=query))
+
+
+def local(iso: str) -> datetime:
+    return datetime.fromisoformat(iso).astimezone(LONDON)
+
+
+def short_day(moment: datetime) -> str:
+    """"Tue 24 Nov"."""
+    return f"{moment:%a} {moment.day} {moment:%b}"
+
+
+def long_day(moment: datetime) -> str:
+    """"Tuesday 24 November 2026", written out in full for the printed sheet."""
+    return f"{moment:%A} {moment.day} {moment:%B %Y}"
+
+
+def hours(start: datetime, end: datetime) -> str:
+    """"10:00\u201311:30", with the dash schema.schedule.describe uses."""
+    return f"{start:%H:%M}{schedule.EN_DASH}{end:%H:%M}"
+
+
+def money(price: Mapping[str, Any]) -> str:
+    if price.get("isFree") or price.get("amount") == 0:
+        return "Free"
+    if price.get("amount") is None:
+        return ""
+    symbol = "£" if price.get("currency", "GBP") == "GBP" else f"{price['currency']} "
+    text = f"{symbol}{price['amount']:,.2f}"
+    return f"{text} ({price['notes']})" if price.get("notes") else text
+
+
+def present(item: Mapping[str, Any], aff: str | None = None) -> Entry:
+    """An API result (``{"activity", "distance_km", ...}``) in the words people read."""
+    activity = item["activity"]
+    occurrences = [(local(o["start"]), local(o["end"])) for o in item.get("next_occurrences") or []]
+    if activity["type"] == "Event":
+        first = (local(activity["startDate"]), local(activity["endDate"]))
+        start, end = occurrences[0] if occurrences else first
+        when = f"{short_day(start)}, {hours(start, end)}"
+    else:
+        when = "; ".join(schedule.describe(entry) for entry in activity.get("schedule", []))
+        if occurrences:
+            when = f"{when} · next: {short_day(occurrences[0][0])}"
+
+    location = activity.get("location") or {}
+    address = location.get("address") or {}
+    if activity.get("attendanceMode") == "online":
+        place = "Online"
+    else:
+        place = ", ".join(
+            part
+            for part in (location.get("name"), address.get("streetAddress"), address.get("addressLocality"),
+                         address.get("postalCode"))
+            if part
+        )
+    distance = ""
+    if item.get("distance_km") is not None:
+        distance = f"{item['distance_km']:.1f} km"
+        if item.get("walking_minutes") is not None:
+            distance += f" · {item['walking_minutes']} min walk"
+
+    capacity = activity.get("capacity") or {}
+    space = SPACE_WORDS.get(capacity.get("status", ""), "")
+    if capacity.get("status") == "spaces" and capacity.get("remaining"):
+        remaining = capacity["remaining"]
+        space = f"{remaining} {'space' if remaining == 1 else 'spaces'} left"
+
+    booking = activity.get("booking") or {}
+    booking_url = http_url(booking.get("url"))
+    booking_words = BOOKING_WORDS.get(booking.get("method", ""), "")
+    booking_link = None
+    if booking_url:
+        text = "Book on Eventbrite" if is_eventbrite(booking_url) else booking_words or "Details"
+        booking_link = Link(text, with_affiliate(booking_url, aff))
+
+    contact = activity.get("contact") or {}
+    freshness = item.get("freshness") or {}
+    verified = freshness.get("lastVerified") or activity.get("lastVerified")
+    # A date only we filled in (the harvest day) is no check: the note says so instead.
+    confirmed = freshness.get("confirmedByOrganiser", True)
+    checked_month = f"{date.fromisoformat(verified):%B %Y}" if verified and confirmed else ""
+    sources = [
+        Link(source["name"], http_url(source.get("url")) or "")
+        for source in item.get("sources") or []
+        if source.get("name")
+    ]
+    return Entry(
+        name=activity["name"],
+        organiser=activity["organizer"]["name"],
+        when=when,
+        next_dates=[f"{long_day(start)}, {hours(start, end)}" for start, end in occurrences],
+        place=place,
+        distance=distance,
+        cost=money(activity.get("price") or {}),
+        space=space,
+        access=[vocab.label("accessibility", a) for a in location.get("accessibility") or []],
+        booking=booking_words,
+        booking_link=booking_link,
+        contact=[c for c in (contact.get("name"), contact.get("telephone"), contact.get("email")) if c],
+        checked_month=checked_month,
+        freshness_note=(freshness.get("note") or "") if freshness.get("state") != "fresh" else "",
+        description=activity.get("description", ""),
+        first_visit=activity.get("firstVisit", ""),
+        sources=sources,
+        vouched_by=[str(name) for name in item.get("vouchedBy") or []],
+        json_ld=[event_json_ld(activity, start, end, place) for start, end in occurrences],
+    )
+
+
+def event_json_ld(activity: Mapping[str, Any], start: datetime, end: datetime, place: str) -> dict[str, Any]:
+    """schema.org ``Event`` for one occurrence, so search engines can list it."""
+    event: dict[str, Any] = {
+        "@context": "https://schema.org",
+        "@type": "Event",
+        "name": activity["name"],
+        "startDate": start.isoformat(),
+        "endDate": end.isoformat(),
+        "organizer": {"@type": "Organization", "name": activity["organizer"]["name"]},
+        "url": activity["id"],
+    }
+    if activity.get("attendanceMode") == "online":
+        event["eventAttendanceMode"] = "https://schema.org/OnlineEventAttendanceMode"
+    else:
+        event["location"] = {"@type": "Place", "name": place}
+    return event
+
+
+class SearchFailed(Exception):
+    """The query could not be answered; ``message`` says what to change."""
+
+
+def run_search(params: Mapping[str, str]) -> dict[str, Any]:
+    """The API's own search (same store, geocoder, clock, thresholds), its errors as ``SearchFailed``."""
+    try:
+        return api.run_search(params)
+    except query.QueryError as error:
+        raise SearchFailed(error.message) from None
+    except geocode.GeocoderUnavailable as error:
+        current_app.logger.warning("Geocoding failed: %s", error)
+        raise SearchFailed("We can't look up postcodes just now. Try again in a few minutes.") from None
+
+
+def query_params(args: Mapping[str, str]) -> dict[str, str]:
+    """The API's part of a request's arguments: the embed-only ones and empty form fields dropped."""
+    return {key: value for key, value in args.items() if key not in EMBED_ONLY and value.strip()}
+
+
+def vocab_choices(kind: str) -> list[tuple[str, str]]:
+    """``(id, label)`` pairs of one vocabulary, in its display order."""
+    return [(id, vocab.label(kind, id)) for id in vocab.ids(kind)]
+
+
+def form_choices() -> dict[str, Any]:
+    return {
+        "radii": RADII,
+        "default_radius": DEFAULT_RADIUS,
+        "days": list(query.DAY_NAMES.items()),  # ("tu", "Tuesday"): the API's day codes
+        "categories": vocab_choices("categories"),
+        "accessibility": vocab_choices("accessibility"),
+    }
+
+
+def iframe_friendly(response: Response) -> Response:
+    """Any website may frame these pages: they show public listings and take no actions."""
+    response.headers.pop("X-Frame-Options", None)
+    response.headers["Content-Security-Policy"] = "frame-ancestors *"
+    return response
+
+
+@bp.get("/embed")
+def embed_list() -> Response:
+    params = query_params(request.args.to_dict())
+    aff = request.args.get("aff")
+    error, entries, next_url = "", [], None
+    try:
+        body = run_search(params)
+    except SearchFailed as failure:
+        error = str(failure)
+    else:
+        entries = [present(item, aff) for item in body["items"]]
+        if body.get("next_cursor"):
+            next_url = url_for(".embed_list", **{**request.args.to_dict(), "cursor": body["next_cursor"]})
+    page = render_template(
+        "embed/list.html",
+        entries=entries,
+        error=error,
+        next_url=next_url,
+        args=request.args,
+        heading=request.args.get("heading") or "What's on nearby",
+        print_url=url_for(".embed_print", **{k: v for k, v in params.items() if k != "cursor"}),
+        **form_choices(),
+    )
+    return iframe_friendly(Response(page, status=400 if error else 200))
+
+
+def all_items(params: Mapping[str, str]) -> Iterable[Mapping[str, Any]]:
+    """Every result, page after page, up to ``PRINT_MAX_ITEMS``."""
+    params = {key: value for key, value in params.items() if key != "cursor"}
+    count = 0
+    while True:
+        body = run_search(params)
+        for item in body["items"]:
+            yield item
+            count += 1
+            if count >= PRINT_MAX_ITEMS:
+                return
+        if not body.get("next_cursor"):
+            return
+        params["cursor"] = body["next_cursor"]
+
+
+@bp.get("/embed/print")
+def embed_print() -> Response:
+    params = query_params(request.args.to_dict())
+    aff = request.args.get("aff")
+    error, entries = "", []
+    try:
+        entries = [present(item, aff) for item in all_items(params)]
+    except SearchFailed as failure:
+        error = str(failure)
+    page = render_template(
+        "embed/print.html",
+        entries=entries,
+        error=error,
+        summary=describe_query(params),
+        printed=api.clock(current_app)().astimezone(LONDON),
+        list_url=url_for(".embed_list", _external=True, **params),
+    )
+    return Response(page, status=400 if error else 200)
+
+
+def describe_query(params: Mapping[str, str]) -> str:
+    """The search in words, printed at the top of the sheet: "Walking within 2 km of CR4 1AA"."""
+    words = []
+    if params.get("category"):
+        words.append(" or ".join(vocab.label("categories", c) for c in params["category"].split(",")))
+    else:
+        words.append("Activities")
+    if params.get("free") in ("true", "1", "yes"):
+        words.append("that are free")
+    if params.get("day"):
+        days = [query.DAY_NAMES.get(code.strip().lower(), code) for code in params["day"].split(",")]
+        words.append(f"on {' or '.join(days)}")
+    if params.get("near"):
+        words.append(f"within {params.get('radius', DEFAULT_RADIUS)} km of {params['near'].upper()}")
+    return " ".join(words)
+
+
+def public_base() -> str:
+    return (current_app.config.get("PUBLIC_URL") or request.host_url).rstrip("/")
+
+
+BUILDER_ATTRIBUTES = (
+    ("near", "near"),
+    ("radius", "radius"),
+    ("categories", "categories"),
+    ("audiences", "audiences"),
+    ("accessibility", "accessibility"),
+    ("day", "day"),
+    ("free", "free"),
+    ("has_space", "has-space"),
+    ("limit", "limit"),
+    ("layout", "layout"),
+    ("heading", "heading"),
+    ("aff", "aff"),
+)
+
+
+@bp.get("/embed/builder")
+def builder() -> str:
+    """A form a website owner fills in to get a snippet; the preview is the snippet itself, live."""
+    chosen: dict[str, str] = {}
+    for param, _attribute in BUILDER_ATTRIBUTES:
+        values = [v.strip() for v in request.args.getlist(param) if v.strip()]
+        if values:
+            chosen[param] = ",".join(values)
+    base = public_base()
+    attributes = {attribute: chosen[param] for param, attribute in BUILDER_ATTRIBUTES if param in chosen}
+    if request.args.get("controls"):
+        attributes["controls"] = ""
+    api_names = {"categories": "category", "audiences": "audience", "has_space": "has_space"}
+    embed_query = {
+        api_names.get(param, param): value
+        for param, value in chosen.items()
+        if param not in ("layout", "limit")
+    }
+    return render_template(
+        "embed/builder.html",
+        chosen=chosen,
+        controls=bool(request.args.get("controls")),
+        base=base,
+        attributes=attributes,
+        script_url=f"{base}{url_for('.widget_file', filename='localfeed.js')}",
+        preview_script_url=widget_url("localfeed.js"),
+        embed_url=f"{base}{url_for('.embed_list', **embed_query)}",
+        **form_choices(),
+    )
+
+
+@bp.get("/api/vocab.json")
+def vocab_labels() -> Response:
+    """The vocabularies' labels for the widget, so it shows the words the schema owns."""
+    body = {kind: dict(vocab_choices(kind)) for kind in ("categories", "audiences", "accessibility")}
+    response = current_app.json.response(body)
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600
+    return response
+
+
+def widgets_dir() -> Path:
+    return Path(current_app.config.get("WIDGETS_DIR") or DEFAULT_WIDGETS_DIR)
+
+
+@cache
+def _fingerprint(path: str, mtime_ns: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def widget_version(filename: str) -> str:
+    """A fingerprint of the file's bytes: it changes exactly when the file does."""
+    path = safe_join(str(widgets_dir()), filename)
+    if path is None or not Path(path).is_file():
+        abort(404)
+    return _fingerprint(path, Path(path).stat().st_mtime_ns)
+
+
+def widget_url(filename: str) -> str:
+    """The versioned URL of a widget file, cacheable for ever (our own pages use it)."""
+    return url_for("embed.widget_file", filename=filename, v=widget_version(filename))
+
+
+MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+
+@bp.get("/widgets/<path:filename>")
+def widget_file(filename: str) -> Response:
+    """A widget file for any website: CORS open, ETag, and caching that still lets updates through.
+
+    A URL carrying the current ``?v=`` fingerprint never changes, so browsers keep it a year.
+    The bare URL (the one in snippets on other sites) is kept a day and revalidated with the
+    ETag, so a fix reaches every site within a day without anyone editing their page.
+    """
+    version = widget_version(filename)
+    path = Path(safe_join(str(widgets_dir()), filename))
+    media_type = MEDIA_TYPES.get(path.suffix)
+    if media_type is None:
+        abort(404)
+    response = Response(path.read_bytes(), content_type=media_type)
+    response.set_etag(version)
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if request.args.get("v") == version:
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    else:
+        response.headers["Cache-Control"] = "public, max-age=86400, stale-while-revalidate=604800"
+    return response.make_conditional(request)

@@ -1,0 +1,471 @@
+// <localfeed-activities>: "what's on near here" from a Localfeed aggregator, for any website.
+// One dependency-free ES module. Every piece of feed data is set with textContent and every
+// link from a feed must be http(s): a feed is somebody else's text, never our markup.
+//
+// Attributes: src (the aggregator; default: where this script came from), near, radius,
+// categories, audiences, accessibility (comma lists), day, free, has-space, limit,
+// layout (list|cards), heading, controls, aff (Eventbrite tracking code), lang.
+// Theme: --localfeed-accent, --localfeed-on-accent, --localfeed-font, --localfeed-text,
+// --localfeed-muted, --localfeed-background, --localfeed-focus, --localfeed-radius,
+// --localfeed-heading-size; parts: heading, controls, label, status, list, item, name,
+// booking, link, button (and more, retry, widen, print).
+
+const STRINGS = {
+  en: {
+    heading: "What's on nearby",
+    loading: "Loading activities…",
+    found: (n) => (n === 1 ? "1 activity found" : `${n} activities found`),
+    empty: "Nothing found — try other filters",
+    emptyNear: (km) => `Nothing within ${km} km`,
+    widen: (km) => `Try ${km} km`,
+    error: "Sorry, the activities could not be loaded.",
+    retry: "Try again",
+    more: "Show more",
+    print: "Print this list",
+    postcode: "Postcode",
+    radius: "Distance",
+    category: "Activity",
+    anyCategory: "Any activity",
+    day: "Day",
+    anyDay: "Any day",
+    free: "Free only",
+    search: "Search",
+    by: "Run by",
+    next: "next",
+    km: (km) => `${km} km`,
+    walk: (min) => `${min} min walk`,
+    freeCost: "Free",
+    space: { spaces: "Spaces available", "waiting-list": "Waiting list", full: "Full" },
+    spacesLeft: (n) => `${n} ${n === 1 ? "space" : "spaces"} left`,
+    access: "Access",
+    booking: {
+      eventbrite: "Book on Eventbrite",
+      "book-ahead": "Book ahead",
+      "drop-in": "Just turn up",
+      "contact-first": "Contact first",
+      referral: "By referral",
+    },
+    contact: "Contact",
+    online: "Online",
+    checked: (month) => `Last checked ${month}`,
+    vouched: "Listed by",
+    checkedBy: "Checked by",
+    every: "Every",
+    everyOther: "Every other",
+    everyDay: "Every day",
+    everyWeekday: "Every weekday",
+    until: "until",
+    nth: { 1: "First", 2: "Second", 3: "Third", 4: "Fourth", "-1": "Last" },
+    ofMonth: "of the month",
+    and: "and",
+    days: { MO: "Monday", TU: "Tuesday", WE: "Wednesday", TH: "Thursday", FR: "Friday", SA: "Saturday", SU: "Sunday" },
+  },
+};
+const LOCALES = { en: "en-GB" };
+const RADII = [1, 2, 5, 10, 20, 50];
+const DEFAULT_RADIUS = 5; // the API's, when no radius is given
+const ZONE = "Europe/London";
+const vocabCache = new Map();
+
+const CSS = `
+:host{display:block;font-family:var(--localfeed-font,inherit);color:var(--localfeed-text,#1b1b1b);
+background:var(--localfeed-background,#fff);--a:var(--localfeed-accent,#0b57a4);--m:var(--localfeed-muted,#4a4a4a);
+--r:var(--localfeed-radius,6px);line-height:1.45}
+:host([hidden]){display:none}
+*{box-sizing:border-box}
+h2{font-size:var(--localfeed-heading-size,1.4em);margin:0 0 .5em}
+h3{font-size:1.15em;margin:0 0 .25em}
+p{margin:.2em 0}
+form{display:flex;flex-wrap:wrap;gap:.75em;align-items:flex-end;margin:0 0 1em}
+label{display:flex;flex-direction:column;font-weight:600;gap:.2em}
+label.check{flex-direction:row;align-items:center;min-height:44px}
+input,select{font:inherit;min-height:44px;padding:.3em .5em;border:2px solid var(--m);border-radius:var(--r);
+background:#fff;color:#1b1b1b}
+input[type=checkbox]{min-height:24px;width:24px;height:24px;margin-right:.4em}
+button,a.button{font:inherit;font-weight:600;min-height:44px;min-width:44px;padding:.5em 1em;border-radius:var(--r);
+border:2px solid var(--a);background:var(--a);color:var(--localfeed-on-accent,#fff);cursor:pointer;
+text-decoration:none;display:inline-flex;align-items:center}
+button.secondary,a.button{background:transparent;color:var(--a)}
+a{color:var(--a)}
+:focus-visible{outline:3px solid var(--localfeed-focus,#b35900);outline-offset:2px}
+ul.items{list-style:none;margin:0;padding:0;display:grid;gap:1em}
+:host([layout=cards]) ul.items{grid-template-columns:repeat(auto-fill,minmax(16em,1fr))}
+li.item{border:1px solid #8a8a8a;border-radius:var(--r);padding:1em}
+li.item:focus{outline:3px solid var(--localfeed-focus,#b35900)}
+.meta{color:var(--m)}
+.note{font-weight:600}
+.actions{display:flex;flex-wrap:wrap;gap:.75em;margin-top:1em}
+.status:empty{display:none}
+.error{border-left:4px solid #b00020;padding-left:.75em}
+@media print{form,button,a.button{display:none}li.item{break-inside:avoid}}
+`;
+
+/** Attribute names the element watches; a change reloads the list. */
+const ATTRIBUTES = ["src", "near", "radius", "categories", "audiences", "accessibility", "day", "free",
+  "has-space", "limit", "layout", "heading", "controls", "aff", "lang"];
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "text") node.textContent = value;
+    else if (key === "part" || key.includes("-")) node.setAttribute(key, value);
+    else node[key] = value;
+  }
+  node.append(...children.filter((c) => c != null && c !== ""));
+  return node;
+}
+
+/** A URL from a feed, or null unless it is http(s). */
+function safeUrl(raw) {
+  try {
+    const url = new URL(raw);
+    return url.protocol === "https:" || url.protocol === "http:" ? url : null;
+  } catch {
+    return null;
+  }
+}
+
+const isEventbrite = (url) => /(^|\.)eventbrite\.[a-z.]+$/i.test(url.hostname);
+
+function link(url, text, part = "link") {
+  return el("a", { href: url.href, text, part });
+}
+
+class LocalfeedActivities extends HTMLElement {
+  static observedAttributes = ATTRIBUTES;
+
+  connectedCallback() {
+    if (!this.shadowRoot) this.build();
+    this.reload();
+  }
+
+  attributeChangedCallback() {
+    if (this.shadowRoot && !this.pending) {
+      // Several attributes set together reload once.
+      this.pending = true;
+      queueMicrotask(() => {
+        this.pending = false;
+        this.syncControls();
+        this.reload();
+      });
+    }
+  }
+
+  get t() {
+    return STRINGS[this.getAttribute("lang")] || STRINGS.en;
+  }
+
+  get locale() {
+    return LOCALES[this.getAttribute("lang")] || LOCALES.en;
+  }
+
+  /** The aggregator: the `src` attribute, else the server this script came from. */
+  get base() {
+    return new URL(this.getAttribute("src") || new URL("..", import.meta.url).href, location.href).href
+      .replace(/\/$/, "");
+  }
+
+  build() {
+    const root = this.attachShadow({ mode: "open" });
+    const t = this.t;
+    this.headingEl = el("h2", { part: "heading", id: "h" });
+    this.statusEl = el("p", { className: "status", role: "status", part: "status" });
+    this.listEl = el("ul", { className: "items", part: "list", "aria-labelledby": "h" });
+    this.footerEl = el("div", { className: "actions" });
+    this.region = el("section", { "aria-labelledby": "h" }, this.headingEl);
+    if (this.hasAttribute("controls")) this.region.append(this.buildControls());
+    this.region.append(this.statusEl, this.listEl, this.footerEl);
+    root.append(el("style", { text: CSS }), this.region);
+    this.headingEl.textContent = this.getAttribute("heading") || t.heading;
+  }
+
+  buildControls() {
+    const t = this.t;
+    const option = (value, text) => el("option", { value, text });
+    this.form = el("form", { part: "controls", role: "search", "aria-label": t.search });
+    this.postcodeInput = el("input", { name: "near", autocomplete: "postal-code", size: 9 });
+    this.radiusSelect = el("select", { name: "radius" }, ...RADII.map((km) => option(km, t.km(km))));
+    this.categorySelect = el("select", { name: "categories" }, option("", t.anyCategory));
+    this.daySelect = el("select", { name: "day" }, option("", t.anyDay),
+      ...Object.entries(t.days).map(([code, name]) => option(code.toLowerCase(), name)));
+    this.freeInput = el("input", { type: "checkbox", name: "free" });
+    this.form.append(
+      el("label", { part: "label" }, t.postcode, this.postcodeInput),
+      el("label", { part: "label" }, t.radius, this.radiusSelect),
+      el("label", { part: "label" }, t.category, this.categorySelect),
+      el("label", { part: "label" }, t.day, this.daySelect),
+      el("label", { className: "check", part: "label" }, this.freeInput, t.free),
+      el("button", { type: "submit", text: t.search, part: "button" }),
+    );
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const set = (name, value) => (value ? this.setAttribute(name, value) : this.removeAttribute(name));
+      set("near", this.postcodeInput.value.trim());
+      set("radius", this.radiusSelect.value);
+      set("categories", this.categorySelect.value);
+      set("day", this.daySelect.value);
+      set("free", this.freeInput.checked ? "true" : "");
+    });
+    this.syncControls();
+    return this.form;
+  }
+
+  syncControls() {
+    if (!this.form) return;
+    const radius = this.getAttribute("radius");
+    if (radius && ![...this.radiusSelect.options].some((o) => o.value === radius)) {
+      this.radiusSelect.append(el("option", { value: radius, text: this.t.km(radius) }));
+    }
+    this.postcodeInput.value = this.getAttribute("near") || "";
+    this.radiusSelect.value = radius || String(DEFAULT_RADIUS);
+    this.categorySelect.value = (this.getAttribute("categories") || "").split(",")[0];
+    this.daySelect.value = (this.getAttribute("day") || "").toLowerCase();
+    this.freeInput.checked = ["", "true"].includes(this.getAttribute("free"));
+  }
+
+  /** The API query, in the API's own parameter names. */
+  query() {
+    const params = new URLSearchParams();
+    const pairs = [["near", "near"], ["radius", "radius"], ["categories", "category"], ["audiences", "audience"],
+      ["accessibility", "accessibility"], ["day", "day"], ["free", "free"], ["has-space", "has_space"],
+      ["limit", "limit"]];
+    for (const [attr, param] of pairs) {
+      const value = this.getAttribute(attr);
+      // A bare boolean attribute (<... free>) means yes.
+      if (value) params.set(param, value);
+      else if (value === "" && (attr === "free" || attr === "has-space")) params.set(param, "true");
+    }
+    return params;
+  }
+
+  vocab() {
+    const base = this.base;
+    if (!vocabCache.has(base)) {
+      const request = fetch(`${base}/api/vocab.json`).then((r) => (r.ok ? r.json() : {})).catch(() => ({}));
+      vocabCache.set(base, request);
+    }
+    return vocabCache.get(base);
+  }
+
+  async reload() {
+    this.listEl.replaceChildren();
+    this.footerEl.replaceChildren();
+    await this.load(null);
+  }
+
+  async load(cursor) {
+    const t = this.t;
+    const params = this.query();
+    if (cursor) params.set("cursor", cursor);
+    const generation = (this.generation = (this.generation || 0) + 1);
+    this.region.setAttribute("aria-busy", "true");
+    this.statusEl.className = "status";
+    this.statusEl.textContent = t.loading;
+    let body;
+    let labels;
+    try {
+      // no-cache: revalidate (a cheap 304) so that a reload shows an edit made a moment ago.
+      const response = await fetch(`${this.base}/api/activities?${params}`, {
+        headers: { Accept: "application/json" },
+        cache: "no-cache",
+      });
+      body = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(body.error?.message || `${response.status} ${response.statusText}`);
+      labels = await this.vocab();
+    } catch (error) {
+      if (generation === this.generation) this.showError(error.message);
+      return;
+    }
+    if (generation !== this.generation) return; // a newer query has started
+    this.labels = labels;
+    this.fillCategories();
+    this.region.removeAttribute("aria-busy");
+    const before = this.listEl.children.length;
+    this.listEl.append(...body.items.map((item) => this.renderItem(item)));
+    const total = this.listEl.children.length;
+    if (total) {
+      this.statusEl.textContent = t.found(total);
+      this.renderFooter(body.next_cursor);
+    } else {
+      this.renderEmpty();
+    }
+    if (cursor && total > before) {
+      // After "Show more", keyboard users carry on from the first new result.
+      const first = this.listEl.children[before];
+      first.tabIndex = -1;
+      first.focus();
+    }
+  }
+
+  /** "Nothing within 2 km — try 5 km", with a button that widens the search. */
+  renderEmpty() {
+    const t = this.t;
+    const radius = Number(this.getAttribute("radius") || DEFAULT_RADIUS);
+    const wider = this.getAttribute("near") && RADII.find((km) => km > radius);
+    if (!this.getAttribute("near")) {
+      this.statusEl.textContent = t.empty;
+    } else if (wider) {
+      this.statusEl.textContent = `${t.emptyNear(radius)} — ${t.widen(wider).toLowerCase()}`;
+      this.footerEl.replaceChildren(el("button", {
+        type: "button", className: "secondary", part: "button widen", text: t.widen(wider),
+        onclick: () => this.setAttribute("radius", String(wider)),
+      }));
+    } else {
+      this.statusEl.textContent = t.emptyNear(radius);
+    }
+  }
+
+  showError(message) {
+    const t = this.t;
+    this.region.removeAttribute("aria-busy");
+    this.statusEl.className = "status error";
+    this.statusEl.textContent = `${t.error} ${message}`;
+    this.footerEl.replaceChildren(el("button", {
+      type: "button", part: "button retry", text: t.retry, onclick: () => this.reload(),
+    }));
+  }
+
+  renderFooter(nextCursor) {
+    const t = this.t;
+    const buttons = [];
+    if (nextCursor) {
+      buttons.push(el("button", {
+        type: "button", part: "button more", text: t.more, onclick: () => {
+          buttons[0].remove();
+          this.load(nextCursor);
+        },
+      }));
+    }
+    const print = new URL(`${this.base}/embed/print`);
+    print.search = this.query().toString();
+    buttons.push(el("a", { href: print.href, className: "button", part: "button print", text: t.print,
+      target: "_blank" }));
+    this.footerEl.replaceChildren(...buttons);
+  }
+
+  fillCategories() {
+    const categories = this.labels.categories;
+    if (!this.categorySelect || !categories || this.categorySelect.options.length > 1) return;
+    for (const [id, label] of Object.entries(categories)) {
+      this.categorySelect.append(el("option", { value: id, text: label }));
+    }
+    this.categorySelect.value = (this.getAttribute("categories") || "").split(",")[0];
+  }
+
+  label(kind, id) {
+    return this.labels?.[kind]?.[id] || id.replace(/-/g, " ");
+  }
+
+  date(iso, options) {
+    return new Intl.DateTimeFormat(this.locale, { timeZone: ZONE, ...options }).format(new Date(iso));
+  }
+
+  time(iso) {
+    return this.date(iso, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  }
+
+  /** "Every Tuesday, 10:00–11:30", worded as schema.schedule.describe words it. */
+  describe(entry) {
+    const t = this.t;
+    const codes = Object.keys(t.days).filter((code) => (entry.byDay || []).includes(code));
+    const names = codes.map((code) => t.days[code]);
+    const days = names.length > 1 ? `${names.slice(0, -1).join(", ")} ${t.and} ${names.at(-1)}` : names[0] || "";
+    const pattern = codes.join();
+    let when;
+    if (entry.repeatFrequency === "P1M") when = `${t.nth[entry.byMonthWeek]} ${days} ${t.ofMonth}`;
+    else if (entry.repeatFrequency === "P2W") when = `${t.everyOther} ${days}`;
+    else if (pattern === "MO,TU,WE,TH,FR,SA,SU") when = t.everyDay;
+    else if (pattern === "MO,TU,WE,TH,FR") when = t.everyWeekday;
+    else when = `${t.every} ${days}`;
+    const until = entry.endDate
+      ? `, ${t.until} ${this.date(`${entry.endDate}T12:00:00Z`, { day: "numeric", month: "long", year: "numeric" })}`
+      : "";
+    return `${when}, ${entry.startTime}–${entry.endTime}${until}`;
+  }
+
+  whenText(activity, occurrences) {
+    const t = this.t;
+    const next = occurrences?.[0];
+    const day = (iso) => this.date(iso, { weekday: "short", day: "numeric", month: "short" });
+    if (activity.type === "Event" || !activity.schedule) {
+      const start = next?.start || activity.startDate;
+      const end = next?.end || activity.endDate;
+      return `${day(start)}, ${this.time(start)}–${this.time(end)}`;
+    }
+    const text = activity.schedule.map((entry) => this.describe(entry)).join("; ");
+    return next ? `${text} · ${t.next}: ${day(next.start)}` : text;
+  }
+
+  renderItem(item) {
+    const t = this.t;
+    const a = item.activity;
+    const facts = [];
+    const fact = (text, className = "") => text && facts.push(el("p", { text, className }));
+    const place = a.location;
+    const address = place && [place.name, place.address?.streetAddress, place.address?.addressLocality,
+      place.address?.postalCode].filter(Boolean).join(", ");
+
+    fact(`${t.by} ${a.organizer.name}`, "meta");
+    fact(this.whenText(a, item.next_occurrences));
+    fact(a.attendanceMode === "online" ? t.online : address);
+    if (item.distance_km != null) {
+      const parts = [t.km(item.distance_km.toFixed(1))];
+      if (item.walking_minutes != null) parts.push(t.walk(item.walking_minutes));
+      fact(parts.join(" · "));
+    }
+    const capacity = a.capacity || {};
+    const space = capacity.status === "spaces" && capacity.remaining ? t.spacesLeft(capacity.remaining)
+      : t.space[capacity.status];
+    fact([this.cost(a.price), space].filter(Boolean).join(" · "));
+    const access = place?.accessibility || [];
+    if (access.length) fact(`${t.access}: ${access.map((id) => this.label("accessibility", id)).join(", ")}`);
+    fact(a.description);
+    if (a.contact?.telephone || a.contact?.email) {
+      fact(`${t.contact}: ${[a.contact.name, a.contact.telephone, a.contact.email].filter(Boolean).join(", ")}`);
+    }
+    facts.push(this.booking(a.booking || {}));
+    const freshness = item.freshness || {};
+    const verified = freshness.lastVerified || a.lastVerified;
+    if (verified && freshness.confirmedByOrganiser !== false) fact(t.checked(this.date(`${verified}T12:00:00Z`, { month: "long", year: "numeric" })), "meta");
+    if (freshness.note && freshness.state !== "fresh") fact(freshness.note, "note");
+    if (item.vouchedBy?.length) fact(`${t.checkedBy} ${item.vouchedBy.join(", ")}`, "meta");
+    const sources = (item.sources || []).filter((s) => s.name);
+    if (sources.length) {
+      const line = el("p", { className: "meta", text: `${t.vouched} ` });
+      sources.forEach((source, index) => {
+        const url = safeUrl(source.url);
+        if (index) line.append(", ");
+        line.append(url ? link(url, source.name) : source.name);
+      });
+      facts.push(line);
+    }
+    return el("li", { className: "item", part: "item" }, el("h3", { part: "name", text: a.name }), ...facts);
+  }
+
+  cost(price = {}) {
+    if (price.isFree || price.amount === 0) return this.t.freeCost;
+    if (price.amount == null) return "";
+    const amount = new Intl.NumberFormat(this.locale, { style: "currency", currency: price.currency || "GBP" })
+      .format(price.amount);
+    return price.notes ? `${amount} (${price.notes})` : amount;
+  }
+
+  booking(booking) {
+    const t = this.t;
+    const url = safeUrl(booking.url);
+    const p = el("p", { part: "booking" });
+    if (url && isEventbrite(url)) {
+      const aff = this.getAttribute("aff");
+      if (aff) url.searchParams.set("aff", aff);
+      p.append(link(url, t.booking.eventbrite));
+    } else {
+      const text = t.booking[booking.method] || "";
+      p.append(url ? link(url, text || url.hostname) : text);
+    }
+    return p;
+  }
+}
+
+if (!customElements.get("localfeed-activities")) customElements.define("localfeed-activities", LocalfeedActivities);
+
+export { LocalfeedActivities };
