@@ -1,0 +1,163 @@
+"""How good a source's listings are, and who has checked them.
+
+The quality report (on the source's public page and at ``/sources/<id>/quality.json``)
+tells a publisher what to improve and a social prescriber how far to trust a feed:
+the share of its accepted items that carry each thing a person needs before going
+(where exactly, what it is, what the first visit is like, access, whom to ask, how
+to book), the problems that got items refused, by kind, and how long ago organisers
+last confirmed their listings.
+
+"Checked by us": an operator whose own staff visit the groups (a CVS, say) marks a
+source as checked; every listing from it then names who vouches for it
+(``vouchedBy`` in the query API, the widget and the embeds).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, request, session, url_for
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from aggregator.api import clock
+from aggregator.auth import operator_required
+from aggregator.freshness import confirmed_by_organiser
+from aggregator.store import copies, quarantine, sources
+
+bp = Blueprint("quality", __name__)
+
+MAX_CHECKED_BY = 200
+
+
+def _has_geo(activity: Mapping[str, Any]) -> bool:
+    geo = (activity.get("location") or {}).get("geo") or {}
+    return geo.get("latitude") is not None and geo.get("longitude") is not None
+
+
+def _has_text(field: str) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda activity: bool(str(activity.get(field) or "").strip())
+
+
+def _has_accessibility(activity: Mapping[str, Any]) -> bool:
+    return bool((activity.get("location") or {}).get("accessibility"))
+
+
+def _has_contact(activity: Mapping[str, Any]) -> bool:
+    """Someone to ask: the activity's contact, or else its organiser, with an email or telephone."""
+    return any(
+        (activity.get(part) or {}).get("email") or (activity.get(part) or {}).get("telephone")
+        for part in ("contact", "organizer")
+    )
+
+
+def _has_booking(activity: Mapping[str, Any]) -> bool:
+    booking = activity.get("booking") or {}
+    return bool(booking.get("url")) or booking.get("method") not in (None, "", "unknown")
+
+
+# What each share counts, in the order the page lists them.
+CHECKS: dict[str, tuple[str, Callable[[Mapping[str, Any]], bool]]] = {
+    "geo": ("a map position", _has_geo),
+    "description": ("a description", _has_text("description")),
+    "firstVisit": ("first-visit information", _has_text("firstVisit")),
+    "accessibility": ("accessibility information", _has_accessibility),
+    "contact": ("a contact email or telephone", _has_contact),
+    "booking": ("how to book or join", _has_booking),
+}
+
+
+def quality_report(conn: Connection, source_id: int, now: datetime) -> dict[str, Any]:
+    """The quality report of one source at ``now``: shares, problems by kind, confirmation ages.
+
+    Shares are of the source's accepted items (None when it has none yet). The median age
+    counts only dates an organiser gave: a harvest date filled in by an adapter says nothing.
+    """
+    counts: Counter[str] = Counter()
+    items = 0
+    ages: list[int] = []
+    today = now.date()
+    for data, last_verified in conn.execute(
+        select(copies.c.data, copies.c.last_verified).where(copies.c.source_id == source_id)
+    ):
+        items += 1
+        counts.update(name for name, (_label, check) in CHECKS.items() if check(data))
+        if last_verified and confirmed_by_organiser(data):
+            ages.append((today - date.fromisoformat(last_verified[:10])).days)
+    problems: Counter[str] = Counter()
+    refused = 0
+    for (reasons,) in conn.execute(select(quarantine.c.problems).where(quarantine.c.source_id == source_id)):
+        refused += 1
+        problems.update(str(reason.get("code") or "unknown") for reason in reasons or [])
+    return {
+        "items": items,
+        "with": {
+            name: {"count": counts[name], "share": round(counts[name] / items, 3) if items else None}
+            for name in CHECKS
+        },
+        "refusedItems": refused,
+        "problems": dict(sorted(problems.items(), key=lambda pair: (-pair[1], pair[0]))),
+        "lastVerified": {
+            "medianAgeDays": statistics.median(ages) if ages else None,
+            "confirmedByOrganiser": len(ages),
+            "notConfirmed": items - len(ages),
+        },
+    }
+
+
+def _source_row(source_id: int) -> Any:
+    """The source, as public as its page: a pending join request is the operator's business only."""
+    with current_app.extensions["engine"].connect() as conn:
+        row = conn.execute(select(sources).where(sources.c.id == source_id)).first()
+    if row is None or (row.state == "pending" and "operator_id" not in session):
+        abort(404)
+    return row
+
+
+def report_for(source_id: int) -> dict[str, Any]:
+    """The current app's report for ``source_id``, with who vouches for the source, on the app's clock."""
+    row = _source_row(source_id)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with app.extensions["engine"].connect() as conn:
+        report = quality_report(conn, source_id, clock(app)())
+    return {"source": source_id, "checkedBy": row.checked_by, **report}
+
+
+@bp.app_context_processor
+def _template_helpers() -> dict[str, Any]:
+    return {"source_quality": report_for, "QUALITY_CHECKS": CHECKS}
+
+
+@bp.get("/sources/<int:source_id>/quality.json")
+def quality_json(source_id: int):
+    response = jsonify(report_for(source_id))
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def set_checked_by(conn: Connection, source_id: int, checked_by: str | None) -> None:
+    """Record who vouches for a source's listings (None: nobody here checks them)."""
+    conn.execute(update(sources).where(sources.c.id == source_id).values(checked_by=checked_by or None))
+
+
+@bp.post("/operator/sources/<int:source_id>/checked")
+@operator_required
+def operator_checked(source_id: int):
+    """The operator's "checked by us" control: a tick box and the name that vouches."""
+    name = " ".join(request.form.get("checked_by", "").split())[:MAX_CHECKED_BY]
+    vouching = bool(request.form.get("checked"))
+    if vouching and not name:
+        name = current_app.config["AGGREGATOR_NAME"]
+    with current_app.extensions["engine"].begin() as conn:
+        if conn.execute(select(sources.c.name).where(sources.c.id == source_id)).scalar() is None:
+            abort(404)
+        set_checked_by(conn, source_id, name if vouching else None)
+    if vouching:
+        flash(f"Listings from source {source_id} now say they are checked by {name}.")
+    else:
+        flash(f"Listings from source {source_id} no longer say anyone here checks them.")
+    return redirect(url_for("sources.operator_sources"))

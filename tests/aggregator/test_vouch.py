@@ -1,0 +1,120 @@
+"""Who vouches for a listing: "checked by us" sources, and dates no organiser gave.
+
+Two live feeds list the same lunch: a group's own feed (its organiser confirmed it a month
+ago) and a directory whose adapter could only stamp the harvest day
+(``"ext:verifiedBy": "harvest"``). The directory also has a shed nobody confirmed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+import pytest
+
+from aggregator.adapters.mapping import VERIFIED_BY
+from tests.aggregator.conftest import follow, harvest
+from tests.aggregator.test_sources import _logged_in, _post
+from tests.browser.test_widget import open_widget, page  # noqa: F401  (page is a fixture)
+from tests.embed.live import LONDON, TODAY, aggregator_app, feed_app, month_year
+from tests.factories import BASE, event_activity
+
+LUNCH_ID = f"{BASE}/activities/winter-warmer-lunch"
+SHED_ID = f"{BASE}/activities/directory-shed"
+CONFIRMED = TODAY - timedelta(days=30)
+
+
+def _on(days: int, hour: int = 12) -> dict[str, str]:
+    start = datetime.combine(TODAY + timedelta(days=days), time(hour), LONDON)
+    return {"startDate": start.isoformat(), "endDate": (start + timedelta(hours=2)).isoformat()}
+
+
+def _feeds() -> tuple[list[dict], list[dict]]:
+    own = event_activity(
+        description="From the club's own feed.", lastVerified=CONFIRMED.isoformat(), **_on(20)
+    )
+    directory_lunch = event_activity(
+        description="From a directory.", lastVerified=TODAY.isoformat(), **{VERIFIED_BY: "harvest"}, **_on(20)
+    )
+    shed = event_activity(
+        id=SHED_ID,
+        name="Directory Shed",
+        lastVerified=TODAY.isoformat(),
+        **{VERIFIED_BY: "harvest"},
+        **_on(2),
+    )
+    return [own], [directory_lunch, shed]
+
+
+def _aggregator(serve, tmp_path):
+    own, directory = _feeds()
+    app = aggregator_app(tmp_path, TESTING=True)
+    own_source = follow(app, f"{serve(feed_app(own)).url}/feeds/activities", trust=50)
+    directory_source = follow(app, f"{serve(feed_app(directory)).url}/feeds/activities", trust=50)
+    for source_id in (own_source, directory_source):
+        assert harvest(app, source_id).status == "ok"
+    return app, own_source, directory_source
+
+
+def test_harvest_dates_rank_as_unconfirmed_and_checked_sources_vouch(serve, tmp_path):
+    app, own_source, _directory = _aggregator(serve, tmp_path)
+    client = app.test_client()
+
+    # The organiser's confirmed copy wins the merge over the newer harvest-stamped one.
+    lunch = client.get("/api/activities/" + LUNCH_ID).get_json()
+    assert lunch["activity"]["description"] == "From the club's own feed."
+    assert lunch["freshness"]["confirmedByOrganiser"] is True and lunch["freshness"]["state"] == "fresh"
+    assert lunch["vouchedBy"] == []
+
+    # The shed meets sooner, but nobody confirmed it: it comes after, noted, never "fresh".
+    listed = client.get("/api/activities").get_json()["items"]
+    assert [item["activity"]["name"] for item in listed] == ["Winter Warmer Lunch", "Directory Shed"]
+    assert listed[1]["freshness"] == {
+        "state": "stale",
+        "lastVerified": TODAY.isoformat(),
+        "note": "Not confirmed by the organiser",
+        "confirmedByOrganiser": False,
+    }
+
+    # The operator marks the club's feed as checked by their own visitors.
+    operator = _logged_in(app)
+    assert "Checked by us" in operator.get("/operator/sources").text
+    marked = _post(
+        operator,
+        f"/operator/sources/{own_source}/checked",
+        "/operator/sources",
+        checked="1",
+        checked_by="Merton CVS",
+    )
+    assert marked.status_code == 302
+    listed = client.get("/api/activities").get_json()["items"]
+    assert [item["vouchedBy"] for item in listed] == [["Merton CVS"], []]
+    assert client.get(f"/sources/{own_source}/quality.json").get_json()["checkedBy"] == "Merton CVS"
+    assert "<strong>Checked by Merton CVS</strong>" in client.get(f"/sources/{own_source}").text
+
+    embedded = client.get("/embed").text
+    assert "Checked by Merton CVS" in embedded and "Not confirmed by the organiser" in embedded
+    assert embedded.count("Last checked") == 1  # the harvest day is no check
+    assert f"Last checked {month_year(CONFIRMED)}" in embedded
+    printed = client.get("/embed/print").text
+    assert "<dt>Checked by</dt><dd>Merton CVS</dd>" in printed
+    assert "<dt>Last checked</dt><dd>Not confirmed by the organiser</dd>" in printed
+
+    # Unticking takes the name off again; a stranger cannot change it.
+    _post(operator, f"/operator/sources/{own_source}/checked", "/operator/sources", checked_by="Merton CVS")
+    assert client.get("/api/activities/" + LUNCH_ID).get_json()["vouchedBy"] == []
+    stranger = app.test_client().post(f"/operator/sources/{own_source}/checked", data={"checked": "1"})
+    assert stranger.status_code in (302, 400)
+    assert client.get("/api/activities/" + LUNCH_ID).get_json()["vouchedBy"] == []
+
+
+@pytest.mark.browser
+def test_the_widget_says_who_vouches_and_what_no_organiser_confirmed(page, serve, tmp_path):  # noqa: F811
+    app, own_source, _directory = _aggregator(serve, tmp_path)
+    _post(_logged_in(app), f"/operator/sources/{own_source}/checked", "/operator/sources", checked="1")
+    aggregator = serve(app)
+    open_widget(page, serve, aggregator)
+    items = page.locator("localfeed-activities li.item")
+    lunch, shed = items.nth(0).inner_text(), items.nth(1).inner_text()
+    assert "Checked by Localfeed aggregator" in lunch and f"Last checked {month_year(CONFIRMED)}" in lunch
+    assert "Not confirmed by the organiser" in shed and "Last checked" not in shed
+    assert "Checked by" not in shed
