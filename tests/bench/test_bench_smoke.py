@@ -1,0 +1,94 @@
+"""A tiny run of each of the harvest and query benchmarks: they run, print their tables, write results.
+
+No timing is asserted (figures belong in docs/performance.md); what is checked is what
+the figures rest on: every item harvested, one request per unchanged source, the
+re-harvest applying exactly the changes, queries answered on both databases.
+"""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+import pytest
+
+from bench import harvest, query
+from bench.network import published, publisher_network, relocated
+from schema import validate_activity
+
+
+def test_the_synthetic_network_is_valid_seeded_and_varied():
+    network = publisher_network(3, 60, seed=7)
+    again = publisher_network(3, 60, seed=7)
+    docs = [doc for p in network for doc in published(p, "https://bench.example")]
+    assert [p.activities for p in network] == [p.activities for p in again]
+    assert len(docs) == 180
+    assert [problem for doc in docs for problem in validate_activity(doc)] == []
+    assert {doc["type"] for doc in docs} == {"SessionSeries", "Event"}
+    lengths = sorted(len(doc["description"]) for doc in docs)
+    assert lengths[-1] > 3 * lengths[0]  # one-liners and long descriptions both
+    moved = list(relocated(docs, 50, seed=7, first=1000))
+    assert [number for number, _, _ in moved][:2] == [1000 % 180, 1001 % 180]
+    assert all(validate_activity(doc) == [] for _, doc, _ in moved)
+    assert len({position for _, _, position in moved}) == 50
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_harvest_benchmark_runs_on_both_databases(redis_url, postgres_url, tmp_path, capsys):
+    tiny = ["--publishers", "2", "--activities", "40", "--naive-items", "20", "--repeat", "1", "--name", "h"]
+    document = harvest.main([*tiny, "--results", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "e2e/bare" in printed and "re-harvest, 1% changed" in printed
+    assert (
+        orjson.loads((tmp_path / "h.json").read_bytes())["results"]
+        == orjson.loads(orjson.dumps(document))["results"]
+    )
+    assert [r["database"] for r in document["results"]] == ["sqlite", "postgresql"]
+    for result in document["results"]:
+        assert result["items"] == 80
+        assert result["ratio_to_bare"] > 0 and result["ratio_to_naive"] > 0
+        # Unchanged sources cost one conditional request each, answered 304.
+        assert result["reharvest_0%"]["requests"] == 2
+        assert result["reharvest_0%"]["by_status"] == {"304": 2}
+        assert result["reharvest_1%"]["changed"] == 1
+        # The changed source reads its new page and the empty one after it; the other gets a 304.
+        assert result["reharvest_1%"]["requests"] == 3
+
+
+@pytest.mark.postgres
+def test_query_benchmark_builds_reuses_and_loads(postgres_url, tmp_path, capsys):
+    seed = str(random.randrange(10**6))  # a database name of its own, whatever else runs
+    common = [
+        "--sizes",
+        "400",
+        "--seed",
+        seed,
+        "--cache",
+        str(tmp_path / "cache"),
+        "--results",
+        str(tmp_path),
+    ]
+    try:
+        tiny_load = ["--load-seconds", "1", "--load-requests", "20", "--clients", "2", "--workers", "1"]
+        first = query.main([*common, "--queries", "20", "--warmup", "2", *tiny_load, "--name", "q"])
+        printed = capsys.readouterr().out
+        assert "p95/budget" in printed and "req/s" in printed
+        assert [(r["database"], r["items"], r["queries"]) for r in first["latency"]] == [
+            ("sqlite", 400, 20),
+            ("postgresql", 400, 20),
+        ]
+        assert all(r["built_seconds"] is not None for r in first["latency"])
+        assert all(
+            run["by_status"] == {"200": run["requests"]} and run["requests"] > 0 for run in first["load"]
+        )
+        assert any(r["mean_results"] > 0 for r in first["latency"])
+
+        again = query.main(
+            [*common, "--queries", "5", "--warmup", "0", "--load-seconds", "0", "--name", "q2"]
+        )
+        assert [r["built_seconds"] for r in again["latency"]] == [None, None]  # reused, not rebuilt
+        assert [r["items"] for r in again["latency"]] == [400, 400]
+    finally:
+        query.main([*common, "--drop-cache"])
+    assert list((tmp_path / "cache").iterdir()) == []
