@@ -48,7 +48,7 @@ OUTBOX_KEEP = timedelta(days=7)  # relayed records kept this long for operators,
 
 HUB_DEFAULTS: dict[str, Any] = {
     "HUB_WORKER": True,  # run the delivery thread in this process (ignored when REDIS_URL is set)
-    "HUB_QUEUE": "localfeed-publisher-hub",  # the rq queue for hub jobs when REDIS_URL is set
+    "HUB_QUEUE": "localfeed-publisher-hub",  # the rq queue for hub jobs (one per publisher on a shared Redis)
     "HUB_POLL_SECONDS": 2.0,  # how often the thread looks for work nobody woke it for
     "HUB_RETRY_BASE_SECONDS": 30.0,  # first retry delay of a failed delivery; doubles, jittered
     "HUB_LEASE_SECONDS": 10 * 86_400,  # lease granted when a subscriber asks for none

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from datetime import timedelta
 
@@ -118,3 +119,17 @@ def test_with_redis_the_hub_job_purges_tombstones_once_an_hour(
     finally:
         queue.delete(delete_jobs=True)
         connection.delete(f"{unique_name}:purged")
+
+
+def test_the_hub_thread_ends_with_its_app(tmp_path):
+    """Short-lived apps (tests, CLI commands) leave no thread polling a database behind."""
+    app = create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "x", "HUB_POLL_SECONDS": 0.05})
+    worker = app.extensions["publisher.hub_worker"]
+    assert worker._thread.is_alive()
+    del app
+    for _ in range(100):  # the app is in reference cycles: it goes at a collection the thread is not inside
+        gc.collect()
+        worker._thread.join(timeout=0.1)
+        if not worker._thread.is_alive():
+            break
+    assert not worker._thread.is_alive()
