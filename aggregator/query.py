@@ -29,7 +29,7 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, literal, or_, select
+from sqlalchemy import ColumnElement, and_, case, literal, or_, select
 from sqlalchemy.engine import Connection
 
 from aggregator import freshness, geocode
@@ -249,8 +249,7 @@ def _filters(query: Query, now: datetime, thresholds: freshness.Thresholds) -> l
         c.last_verified >= thresholds.expired_before(now),
     ]
     if query.lat is not None and query.lon is not None and query.radius_km is not None:
-        runs = si.cell_ranges(query.lat, query.lon, query.radius_km)
-        where.append(or_(*(c.cell.between(low, high) for low, high in runs)))
+        where.append(_in_squares(query.lat, query.lon, query.radius_km))
         where.append(_chord2(query) <= si.chord_limit(query.radius_km))
     if query.categories:
         where.append(_has_any(c.categories, query.categories))
@@ -280,6 +279,26 @@ def _filters(query: Query, now: datetime, thresholds: freshness.Thresholds) -> l
     for word in query.words:
         where.append(c.text.like(f"%{_like_escaped(word)}%", escape="\\"))
     return where
+
+
+# More squares than this (a radius beyond about 25 km) are asked for as ranges instead.
+MAX_LISTED_SQUARES = 4096
+
+
+def _in_squares(lat: float, lon: float, radius_km: float) -> ColumnElement[bool]:
+    """Rows in the grid squares the circle touches.
+
+    Asked for as ``cell IN (the squares)``: one statement shape whatever the place and
+    radius, so SQLAlchemy compiles it once, and one index lookup per square, which both
+    databases answer from the covering index alone (an OR of ranges would send
+    PostgreSQL to the table for every row). Wide circles, with thousands of squares,
+    are asked for as ranges.
+    """
+    cell = si.index.c.cell
+    runs = si.cell_ranges(lat, lon, radius_km)
+    if sum(high - low + 1 for low, high in runs) > MAX_LISTED_SQUARES:
+        return or_(*(cell.between(low, high) for low, high in runs))
+    return cell.in_([square for low, high in runs for square in range(low, high + 1)])
 
 
 def _chord2(query: Query) -> ColumnElement[float]:
@@ -343,8 +362,8 @@ def _failing_sources(
     return {row.id: as_utc(row.last_success_at) for row in rows}
 
 
-def _rank_condition(
-    rank: int, now: datetime, thresholds: freshness.Thresholds, failing: Mapping[int, datetime]
+def _first_rank(
+    now: datetime, thresholds: freshness.Thresholds, failing: Mapping[int, datetime]
 ) -> ColumnElement[bool]:
     """Rank 0: confirmed by its organiser recently enough, listed by a source that still answers.
 
@@ -359,47 +378,57 @@ def _rank_condition(
             c.merged_id.not_in(select(link.merged_id).where(link.source_id.not_in(failing))),
         )
         first = and_(first, ~unreachable)
-    return first if rank == 0 else ~first
+    return first
 
 
 def _candidates(
     conn: Connection,
     query: Query,
     where: list[ColumnElement[bool]],
-    rank: int,
+    rank: int | ColumnElement[int],
     after: Key | None,
     wanted: int,
     now: datetime,
     split: tuple[ColumnElement[bool], ColumnElement[bool]],
 ) -> list[Key]:
-    """The sort keys of the first ``wanted`` rows of one rank after ``after``, in order.
+    """The sort keys of the first ``wanted`` rows after ``after``, in order.
+
+    ``rank`` is the rank of every row ``where`` selects, or the SQL that computes each
+    row's, so that one scan serves both ranks.
 
     Rows whose stored next session is current come from SQL in order, ``wanted`` at most,
     without reading a document; the few whose stored next session has passed are
     recomputed here from their documents and merged in.
     """
     c = si.index.c
-    chord2 = (_chord2(query) if query.lat is not None else literal(0.0)).label("chord2")
+    near = query.lat is not None
+    chord2 = (_chord2(query) if near else literal(0.0)).label("chord2")
+    ranked = (literal(rank) if isinstance(rank, int) else rank).label("rank")
     is_current, has_passed = split
-    current = select(c.merged_id, c.next_start, chord2).where(*where, is_current)
-    # Without ``near`` every chord² is 0: leave it out so the next_start index can serve the order.
-    skip = 0 if query.lat is not None else 1
-    order = [chord2, c.next_start, c.merged_id][skip:]
-    if after is not None and after[0] == rank:
-        current = current.where(_after(order, after[1 + skip :]))
+    # Key positions decided in SQL: the rank when it is computed, chord² when there is ``near``
+    # (without it every chord² is 0, and leaving it out lets the next_start index serve the order).
+    decided = [0] * isinstance(rank, ColumnElement) + [1] * near + [2, 3]
+    order = [[ranked, chord2, c.next_start, c.merged_id][i] for i in decided]
+    fixed = [i for i in range(2) if i not in decided]
+    ours = tuple((rank, 0.0)[i] for i in fixed)
+    if after is not None and tuple(after[i] for i in fixed) > ours:
+        return []
+    current = select(c.merged_id, c.next_start, chord2, ranked).where(*where, is_current)
+    if after is not None and tuple(after[i] for i in fixed) == ours:
+        current = current.where(_after(order, [after[i] for i in decided]))
     found = [
-        (rank, row.chord2, as_utc(row.next_start), row.merged_id)
+        (row.rank, row.chord2, as_utc(row.next_start), row.merged_id)
         for row in conn.execute(current.order_by(*order).limit(wanted))
     ]
-    passed = (
-        select(c.merged_id, chord2, si.documents.c.activity)
+    recompute = (
+        select(c.merged_id, chord2, ranked, si.documents.c.activity)
         .join(si.documents, si.documents.c.merged_id == c.merged_id)
         .where(*where, has_passed)
     )
-    for row in conn.execute(passed):
+    for row in conn.execute(recompute):
         upcoming = next_occurrences(row.activity, now, 1)
         if upcoming:
-            key = (rank, row.chord2, upcoming[0].start.astimezone(UTC), row.merged_id)
+            key = (row.rank, row.chord2, upcoming[0].start.astimezone(UTC), row.merged_id)
             if after is None or key > after:
                 found.append(key)
     found.sort()
@@ -438,15 +467,19 @@ def search(
     where = _filters(query, now, thresholds)
     failing = _failing_sources(conn, now, thresholds)
     split = si.next_start_split(conn, now, near=query.lat is not None)
+    first = _first_rank(now, thresholds, failing)
     page: list[Key] = []
-    for rank in (0, 1):
-        if after is not None and rank < after[0]:
-            continue
-        wanted = query.limit + 1 - len(page)
-        ranked = [*where, _rank_condition(rank, now, thresholds, failing)]
-        page += _candidates(conn, query, ranked, rank, after, wanted, now, split)
-        if len(page) > query.limit:
-            break
+    if query.lat is not None:
+        # Near a place: one scan of the circle computes each row's rank and the order sorts on it.
+        rank = case((first, 0), else_=1)
+        page = _candidates(conn, query, where, rank, after, query.limit + 1, now, split)
+    else:
+        # Everywhere: one walk down the next_start index per rank, stopping once the page is full.
+        for rank, ranked in ((0, first), (1, ~first)):
+            wanted = query.limit + 1 - len(page)
+            page += _candidates(conn, query, [*where, ranked], rank, after, wanted, now, split)
+            if len(page) > query.limit:
+                break
     more = len(page) > query.limit
     page = page[: query.limit]
     shown = _documents(conn, [key[3] for key in page])

@@ -6,14 +6,17 @@ so a query never sees a merged item without its row or the other way round.
 Why a radius query stays fast at a million rows, on SQLite and PostgreSQL alike
 -------------------------------------------------------------------------------
 There is no spatial extension to lean on, so each row carries ``cell``: the number of
-the 0.05° by 0.05° grid square its point falls in (about 5.6 km by 3.5 km in Britain),
+the 0.01° by 0.01° grid square its point falls in (about 1.1 km by 0.7 km in Britain),
 numbered row-major: ``row * COLUMNS + column``. The squares a circle can touch form,
-in each grid row, one run of consecutive numbers, so a radius query becomes a few
-``cell BETWEEN a AND b`` ranges (one per grid row: 3 for the default 5 km, 19 at the
-50 km maximum) — B-tree range scans that visit only the entries in those squares, never
-the whole table. Column numbers run from -180° eastward, so the 0° meridian through
-London is an ordinary boundary between two columns; only the 180° meridian needs its
-run split in two.
+in each grid row, one run of consecutive numbers (:func:`cell_ranges`: one run per grid
+row, each as wide as the circle is in that row; 10 runs, about 130 squares, for the
+default 5 km in Britain), so a radius query asks the B-tree for those squares only
+(``aggregator.query`` lists them, or gives the runs as ranges for a wide circle), never
+the whole table. Small squares matter where listings are dense: the squares of a 5 km
+circle cover about 100 km², against the 230 km² of the 0.05° squares this index had
+before. Column numbers run from -180° eastward, so
+the 0° meridian through London is an ordinary boundary between two columns; only the
+180° meridian needs its run split in two.
 
 The exact test then needs no trigonometry in SQL (SQLite has none by default): each row
 also stores its point as a unit vector ``(x, y, z)``. The squared straight-line (chord)
@@ -21,10 +24,12 @@ distance between two unit vectors is plain arithmetic, and it grows strictly wit
 great-circle distance (chord = 2·sin(d / 2R)), so ``chord² <= limit`` is the exact
 haversine test and ``ORDER BY chord²`` is the exact distance order.
 
-The ``cell`` index also carries ``x, y, z`` and ``next_start``, so the distance test and
-the order are decided inside the index; only rows in the circle are read, and they are
-small, because the documents a result shows live in their own table
-(``search_documents``) and are read for one page only.
+The ``cell`` index (``ix_search_index_near``) also carries the unit vector, ``next_start``,
+the columns the rank and the filters read (all but the free text of ``q``) and the merged
+id, so a query's distance test, filters, rank and order are decided inside the index: a
+dense circle's thousands of entries cost no table row each. Its rows stay small, because
+the documents a result shows live in their own table (``search_documents``) and are read
+for one page only.
 
 Next occurrence
 ---------------
@@ -96,7 +101,7 @@ __all__ = [
 ]
 
 EARTH_RADIUS_KM = 6371.0088
-CELL_DEGREES = 0.05
+CELL_DEGREES = 0.01
 COLUMNS = round(360 / CELL_DEGREES)
 ROWS = round(180 / CELL_DEGREES)
 
@@ -152,8 +157,15 @@ index_sources = Table(
     Column("source_id", Integer, primary_key=True),
 )
 Index("ix_search_index_sources_source_id", index_sources.c.source_id)
-# Covering: the grid ranges, the exact distance test and the order need no table row.
-Index("ix_search_index_cell", index.c.cell, index.c.x, index.c.y, index.c.z, index.c.next_start)
+# Covering: a radius query (``aggregator.query``) is answered from this index alone — the
+# grid ranges, the distance test, the order, the rank and every filter but ``q`` — so the
+# thousands of entries a dense town puts in a circle cost no table row each.
+NEAR_COLUMNS = (
+    "cell", "x", "y", "z", "next_start", "status", "last_verified", "confirmed",
+    "days", "times", "is_free", "min_age", "max_age", "capacity_status", "capacity_at",
+    "categories", "audiences", "accessibility", "next_from", "merged_id",
+)  # fmt: skip
+Index("ix_search_index_near", *(index.c[name] for name in NEAR_COLUMNS))
 Index("ix_search_index_next_start", index.c.next_start)
 Index("ix_search_index_next_from", index.c.next_from)
 Index("ix_search_index_postcode", index.c.postcode)
@@ -194,27 +206,54 @@ def cell_of(lat: float, lon: float) -> int:
 def cell_ranges(lat: float, lon: float, radius_km: float) -> list[tuple[int, int]]:
     """Inclusive runs of square numbers that together cover every point within ``radius_km``.
 
-    The latitude span is exact (r / R radians); the longitude span is the circle's widest
-    point, asin(sin(r/R) / cos(lat)), or the whole row when the circle reaches a pole.
+    One run per grid row (two where it crosses 180°), each as wide as the circle is within
+    that row's band of latitude, so the runs follow the circle rather than its bounding
+    box. The latitude span is exact (r / R radians); a circle reaching a pole takes
+    whole rows.
     """
-    angle = radius_km / EARTH_RADIUS_KM
+    angle = min(radius_km / EARTH_RADIUS_KM, math.pi)
     dlat = math.degrees(angle)
     low, high = _grid_row(lat - dlat), _grid_row(lat + dlat)
-    ratio = math.sin(angle) / max(math.cos(math.radians(lat)), 1e-12)
-    if lat + dlat >= 90 or lat - dlat <= -90 or ratio >= 1:
+    if lat + dlat >= 90 or lat - dlat <= -90:
         return [(row * COLUMNS, row * COLUMNS + COLUMNS - 1) for row in range(low, high + 1)]
-    dlon = math.degrees(math.asin(ratio))
-    first = math.floor((lon - dlon + 180) / CELL_DEGREES)
-    last = math.floor((lon + dlon + 180) / CELL_DEGREES)
-    if last - first + 1 >= COLUMNS:
-        runs = [(0, COLUMNS - 1)]
-    elif first < 0:  # across 180°: the run wraps to the east end of the row
-        runs = [(first + COLUMNS, COLUMNS - 1), (0, last)]
-    elif last >= COLUMNS:
-        runs = [(first, COLUMNS - 1), (0, last - COLUMNS)]
-    else:
-        runs = [(first, last)]
-    return [(row * COLUMNS + a, row * COLUMNS + b) for row in range(low, high + 1) for a, b in runs]
+    runs = []
+    for row in range(low, high + 1):
+        south = max(row * CELL_DEGREES - 90, lat - dlat)
+        north = min((row + 1) * CELL_DEGREES - 90, lat + dlat)
+        dlon = _half_width(lat, angle, south, north) + _MARGIN_DEGREES
+        first = math.floor((lon - dlon + 180) / CELL_DEGREES)
+        last = math.floor((lon + dlon + 180) / CELL_DEGREES)
+        if last - first + 1 >= COLUMNS:
+            spans = [(0, COLUMNS - 1)]
+        elif first < 0:  # across 180°: the run wraps to the east end of the row
+            spans = [(first + COLUMNS, COLUMNS - 1), (0, last)]
+        elif last >= COLUMNS:
+            spans = [(first, COLUMNS - 1), (0, last - COLUMNS)]
+        else:
+            spans = [(first, last)]
+        runs += [(row * COLUMNS + a, row * COLUMNS + b) for a, b in spans]
+    return runs
+
+
+# Rounding in the trigonometry below must never leave out a point on the circle's edge.
+_MARGIN_DEGREES = 1e-7
+
+
+def _half_width(lat: float, angle: float, south: float, north: float) -> float:
+    """Degrees of longitude either side of ``lat`` that the circle reaches between two latitudes.
+
+    On the circle, cos Δλ = (cos r − sin φ sin φ0) / (cos φ cos φ0); Δλ is largest at
+    φ = asin(sin φ0 / cos r), so within the band it is largest at the latitude of the
+    band nearest that one. 180 when the circle wraps the whole way round.
+    """
+    centre = math.radians(lat)
+    widest = math.asin(max(-1.0, min(1.0, math.sin(centre) / math.cos(angle))))
+    phi = min(max(widest, math.radians(south)), math.radians(north))
+    denominator = math.cos(phi) * math.cos(centre)
+    if denominator <= 1e-12:
+        return 180.0
+    cosine = (math.cos(angle) - math.sin(phi) * math.sin(centre)) / denominator
+    return math.degrees(math.acos(max(-1.0, min(1.0, cosine))))
 
 
 def _placed(position: tuple[float, float] | None) -> dict[str, Any]:

@@ -80,16 +80,16 @@ MIN_QUERIES = 50  # timed queries taken however long they take
 
 
 def fingerprint(size: int, seed: int) -> str:
-    """What a cached database must agree with: the index's shape, this build, the size and seed."""
+    """What a cached database must agree with: the index's shape and grid, this build, the size and seed."""
     shape = [
         (
             table.name,
             [(c.name, str(c.type)) for c in table.columns],
-            sorted(str(i.name) for i in table.indexes),
+            sorted((str(i.name), [c.name for c in i.columns]) for i in table.indexes),
         )
         for table in (si.index, si.documents, si.index_sources)
     ]
-    raw = orjson.dumps([shape, BUILD_VERSION, size, seed])
+    raw = orjson.dumps([shape, si.CELL_DEGREES, BUILD_VERSION, size, seed])
     return hashlib.sha256(raw).hexdigest()[:10]
 
 
@@ -402,7 +402,10 @@ def load(
                             return
                         params = queries[(number + offset) % len(queries)]
                         with stopwatch() as elapsed:
-                            status = http.get("/api/activities", params=params).status_code
+                            try:
+                                status = http.get("/api/activities", params=params).status_code
+                            except httpx.TransportError as error:  # counted: one must not lose the run
+                                status = type(error).__name__
                         with lock:
                             latencies.append(elapsed() * 1000)
                             statuses[str(status)] = statuses.get(str(status), 0) + 1
@@ -410,6 +413,8 @@ def load(
             with stopwatch() as elapsed, ThreadPoolExecutor(clients) as pool:
                 list(pool.map(client, range(clients)))
             wall = elapsed()
+        if set(statuses) - {"200"}:  # what the server said about the failures
+            print(log.read_text(errors="replace")[-3000:], flush=True)
     ok = statuses.get("200", 0)
     return {
         "seconds": wall,

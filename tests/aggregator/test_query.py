@@ -349,17 +349,20 @@ def test_cursor_pages_give_every_item_once(engine):
 # -- geometry: cell edges, the 0° meridian ------------------------------------------------------
 
 
-def test_radius_is_exact_across_cell_edges_and_the_meridian(engine):
+# A small circle is asked for as a list of squares, a wide one (over MAX_LISTED_SQUARES) as ranges.
+@pytest.mark.parametrize("radius", [3.0, 40.0])
+def test_radius_is_exact_across_cell_edges_and_the_meridian(engine, radius):
     centre = (51.45, 0.0)  # on a grid row boundary and on the column boundary at 0°
+    squares = sum(high - low + 1 for low, high in search_index.cell_ranges(*centre, radius))
+    assert (squares > query.MAX_LISTED_SQUARES) == (radius > 25)
     rng = random.Random(7)
     points = []
     for _ in range(160):
-        bearing, km = rng.uniform(0, 2 * math.pi), rng.uniform(0, 4.5)
+        bearing, km = rng.uniform(0, 2 * math.pi), rng.uniform(0, 1.5 * radius)
         points.append(moved(centre, north_km=km * math.cos(bearing), east_km=km * math.sin(bearing)))
     # Points right on the grid lines: the 0° meridian, and the 51.45° and 51.40° parallels.
     points += [(51.45, 0.0), (51.45, -1e-9), (51.45 - 1e-9, 1e-9), (51.40, 0.01), (51.43, -0.0000001)]
     put(engine, *(walk(f"p{n:03d}", point) for n, point in enumerate(points)))
-    radius = 3.0
     expected = sorted(
         (haversine_km(centre, p), f"p{n:03d}")
         for n, p in enumerate(points)
