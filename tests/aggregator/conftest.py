@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from aggregator import create_app, job_config
 from aggregator.harvest import HarvestResult, harvest_source
+from aggregator.hub import stop_worker
 from aggregator.sources import add_source
 from aggregator.store import merged, sources
 from tests.aggregator.feedserver import FeedServer
@@ -29,24 +30,28 @@ def make_feed(serve) -> Callable[..., FeedServer]:
 
 
 @pytest.fixture
-def make_aggregator(tmp_path) -> Callable[..., Flask]:
-    """``make_aggregator(database_url, **settings)``: an aggregator app on that database."""
-    count = 0
+def make_aggregator(tmp_path) -> Iterator[Callable[..., Flask]]:
+    """``make_aggregator(database_url, **settings)``: an aggregator app on that database.
+
+    Each app's hub thread is stopped at the end, so none outlives its test's database.
+    """
+    apps: list[Flask] = []
 
     def _make(database_url: str | None = None, **settings: Any) -> Flask:
-        nonlocal count
-        count += 1
         config = {
-            "DATABASE_URL": database_url or f"sqlite:///{tmp_path / f'aggregator{count}.sqlite'}",
+            "DATABASE_URL": database_url or f"sqlite:///{tmp_path / f'aggregator{len(apps) + 1}.sqlite'}",
             "SECRET_KEY": "test",
             "ALLOW_PRIVATE_NETWORKS": True,
             "FETCH_TIMEOUT": 5.0,
             "TESTING": True,
             **settings,
         }
-        return create_app(config)
+        apps.append(create_app(config))
+        return apps[-1]
 
-    return _make
+    yield _make
+    for app in apps:
+        stop_worker(app)
 
 
 def follow(app: Flask, feed_url: str, trust: int = 50, kind: str | None = "localfeed") -> int:
