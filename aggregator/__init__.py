@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask
 
-from schema.config import load_config, persistent_secret_key
+from schema.config import load_config, persistent_secret_key, trust_proxies
 from schema.db import make_engine
 
 DEFAULTS: dict[str, Any] = {
@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_RATE_LIMIT": "10 per minute",
     "SESSION_COOKIE_SAMESITE": "Lax",  # the operator's session is not sent on other sites' posts
     "RATELIMIT_ENABLED": True,
+    "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-* headers are believed
     "RATELIMIT_STORAGE_URI": "memory://",  # e.g. redis://... to count across processes
     "PUBLIC_FORM_RATE_LIMIT": "5 per minute",
     "POSTCODE_CSV": "",  # a postcode file (ONS Postcode Directory or Code-Point Open layout)
@@ -67,6 +68,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         settings["SECRET_KEY"] = persistent_secret_key(app.instance_path)
     settings["SESSION_COOKIE_SECURE"] = settings["PUBLIC_URL"].lower().startswith("https://")
     app.config.update(settings)
+    trust_proxies(app)
 
     from aggregator import search_index  # noqa: F401  (its table joins store.metadata before create_all)
     from aggregator.store import init_store

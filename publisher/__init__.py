@@ -15,7 +15,7 @@ from flask import Flask
 
 from publisher.extensions import STORE_KEY, csrf, limiter
 from publisher.store import Store
-from schema.config import load_config, persistent_secret_key
+from schema.config import load_config, persistent_secret_key, trust_proxies
 
 DEFAULTS: dict[str, Any] = {
     "INSTANCE_PATH": "",  # unset: Flask's instance folder
@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "PUBLIC_RATE_LIMIT": "600 per minute",
     "LOGIN_RATE_LIMIT": "10 per minute",  # failed log-ins per client address
     "RATELIMIT_ENABLED": True,
+    "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-* headers are believed
     "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,  # bytes in one request: the CSV upload is the largest
     # Seconds a form stays valid; none by default, as a volunteer may take over an hour on one.
     # (The CSRF token is still tied to the session, which logging out or in replaces.)
@@ -48,6 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=instance_path)
     app.config.update(settings)
     _check_settings(app)
+    trust_proxies(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config["DATABASE_URL"]:
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path, 'publisher.sqlite')}"

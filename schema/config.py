@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
 log = logging.getLogger(__name__)
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -76,3 +79,21 @@ def persistent_secret_key(instance_path: str | os.PathLike[str]) -> str:
     finally:
         draft.unlink()
     return path.read_text().strip()
+
+
+def trust_proxies(app: Flask) -> None:
+    """Take the client's address, scheme and host from the ``TRUSTED_PROXIES`` proxies in front.
+
+    Behind a reverse proxy every request arrives from the proxy's own address: rate limits
+    would then count every visitor of a surgery's website as one, and links built for
+    ``https://`` visitors would say ``http://``. Only the given number of hops is believed,
+    so a client cannot claim an address by sending the headers itself.
+    """
+    hops = app.config.get("TRUSTED_PROXIES") or 0
+    if not isinstance(hops, int) or isinstance(hops, bool) or hops < 0:
+        raise ValueError(
+            f"TRUSTED_PROXIES={hops!r} must be the number of reverse proxies in front of the app "
+            "(0 when clients connect to it directly, 1 behind one proxy such as nginx)."
+        )
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]

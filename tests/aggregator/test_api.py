@@ -193,3 +193,27 @@ def test_too_many_requests_get_a_json_429(make_aggregator):
     assert refused.status_code == 429
     assert refused.headers["Access-Control-Allow-Origin"] == "*"
     assert "Wait a minute and try again" in refused.get_json()["error"]["message"]
+
+
+def test_behind_a_proxy_each_visitor_has_their_own_limit(make_aggregator):
+    """With TRUSTED_PROXIES=1 the address the proxy appends names the visitor; their own claim does not."""
+
+    def visit(app, visitor: str, claimed: str | None = None) -> int:
+        forwarded = f"{claimed}, {visitor}" if claimed else visitor  # the proxy appends what it saw
+        headers = {"X-Forwarded-For": forwarded}
+        return app.test_client().get(
+            "/api/activities", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.2"}
+        ).status_code
+
+    behind = make_aggregator(API_RATE_LIMIT="2 per minute", CLOCK=Clock(NOW), TRUSTED_PROXIES=1)
+    assert [visit(behind, "203.0.113.5") for _ in range(3)] == [200, 200, 429]
+    assert visit(behind, "203.0.113.6") == 200
+    assert visit(behind, "203.0.113.5", claimed="198.51.100.9") == 429
+
+    # Without it the headers are ignored: every request comes from the proxy's one address.
+    direct = make_aggregator(API_RATE_LIMIT="2 per minute", CLOCK=Clock(NOW))
+    visitors = ("203.0.113.5", "203.0.113.6", "203.0.113.7")
+    assert [visit(direct, visitor) for visitor in visitors] == [200, 200, 429]
+
+    with pytest.raises(ValueError, match="number of reverse proxies"):
+        make_aggregator(TRUSTED_PROXIES=-1)

@@ -64,6 +64,25 @@ def test_public_pages_and_feeds_are_rate_limited(tmp_path, serve):
     assert statuses == [200, 200, 200, 429]
 
 
+def test_behind_a_proxy_the_limits_count_each_visitor(tmp_path, serve):
+    app = create_app(
+        {
+            "INSTANCE_PATH": str(tmp_path),
+            "SECRET_KEY": "x",
+            "PUBLIC_RATE_LIMIT": "2 per minute",
+            "HUB_WORKER": False,
+            "TRUSTED_PROXIES": 1,
+        }
+    )
+    server = serve(app)
+
+    def visit(visitor: str) -> int:
+        return httpx.get(f"{server.url}/feeds/activities", headers={"X-Forwarded-For": visitor}).status_code
+
+    assert [visit("203.0.113.5") for _ in range(3)] == [200, 200, 429]
+    assert visit("203.0.113.6") == 200  # another visitor behind the same proxy
+
+
 def _delete_aged(store, group, name: str, days: int) -> None:
     """Delete a new activity, its tombstone dated ``days`` ago (the clock, moved on for it)."""
     saved = editing.save_activity(store, group, weekly_activity(name=name), base_url="http://localhost")
