@@ -7,6 +7,13 @@ is checked first; the report gives each problem by line number and column name, 
 spreadsheet shows them. Nothing is written in a dry run, nor when any row has a
 problem, unless the caller asks to import only the good rows. Rows are written through
 ``editing.save_activity``, like every other change.
+
+Importing the same spreadsheet again, with some rows changed, updates those activities
+instead of adding them twice: a row belongs to the group's live activity of the same
+name (where the group has several of that name, the one on the same day and start time;
+where it has none of those, the row adds another). Columns the file leaves out keep
+what is stored, and a row that changes nothing writes nothing, so subscribers are not
+told of changes that did not happen.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from publisher import editing, forms
-from publisher.store import Group, Store
+from publisher.store import Group, Store, StoredActivity
 from schema import validate_activity
 
 GROUP_COLUMN = "Group"
@@ -121,17 +128,30 @@ class RowProblem:
 
 @dataclass
 class RowResult:
-    """One activity row: its problems, or the slug it was saved under."""
+    """One activity row: its problems, or the slug it was saved under.
+
+    ``updates`` is the slug of the stored activity the row changes (None: the row adds
+    one), and ``unchanged`` says the row matches it exactly, so saving it writes nothing.
+    """
 
     line: int
     name: str
     group: str
     problems: list[RowProblem] = field(default_factory=list)
     slug: str | None = None
+    updates: str | None = None
+    unchanged: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def action(self) -> str:
+        """What importing the row does: "new", "updated" or "unchanged"."""
+        if self.updates is None:
+            return "new"
+        return "unchanged" if self.unchanged else "updated"
 
 
 @dataclass
@@ -168,12 +188,21 @@ class ImportReport:
         if self.file_problems:
             return "The file could not be read: " + " ".join(self.file_problems)
         good, bad = len(self.good_rows), len(self.bad_rows)
-        found = f"{good} row(s) are ready to import and {bad} row(s) have problems."
+        ready = _counts(self.good_rows)
+        found = f"{good} row(s) are ready to import ({ready}) and {bad} row(s) have problems."
         if self.dry_run:
             return f"Checked only, nothing saved: {found}"
         if not self.written:
             return f"Nothing was imported: {found} Fix them, or import the good rows only."
-        return f"Imported {len(self.written)} activit{'y' if len(self.written) == 1 else 'ies'}."
+        written = len(self.written)
+        return f"Imported {written} activit{'y' if written == 1 else 'ies'}: {_counts(self.written)}."
+
+
+def _counts(rows: Sequence[RowResult]) -> str:
+    """Like "2 new, 1 updated, 5 unchanged", leaving out the actions no row takes."""
+    actions = [row.action for row in rows]
+    counts = [f"{actions.count(a)} {a}" for a in ("new", "updated", "unchanged") if a in actions]
+    return ", ".join(counts) or "none"
 
 
 def decode(data: bytes) -> str:
@@ -218,21 +247,70 @@ def import_csv(
     rows = _read_rows(text.lstrip("\ufeff").replace("\r\n", "\n"), report)
     only_group = groups if isinstance(groups, Group) else None
     choices = [groups] if isinstance(groups, Group) else list(groups)
+    live: dict[int, list[StoredActivity]] = {}
+    claimed: dict[str, int] = {}  # slug → the line that updates it
     checked: list[tuple[RowResult, Group | None, dict[str, Any]]] = []
     for line, cells in rows:
-        result = RowResult(line=line, name=cells.get("name", ""), group=cells.get("group", ""))
-        group = _row_group(cells.get("group", ""), choices, only_group, result)
-        doc = _check_row(cells, group, result, base_url)
+        name = cells.get("name", "").strip()
+        result = RowResult(line=line, name=name, group=cells.get("group", "").strip())
+        group = _row_group(result.group, choices, only_group, result)
+        existing = None
+        if group is not None:
+            if group.id not in live:
+                live[group.id] = store.list_activities(group.id)
+            existing = _stored_match(live[group.id], cells, group, result)
+        if existing is not None:
+            result.updates = existing.slug
+            if existing.slug in claimed:
+                message = f"Line {claimed[existing.slug]} already changes this activity; keep one row for it."
+                result.problems.append(RowProblem(line, "Activity name", message))
+            claimed.setdefault(existing.slug, line)
+        doc = _check_row(cells, group, result, base_url, existing)
         report.rows.append(result)
         checked.append((result, group, doc))
     if dry_run or report.file_problems or (report.bad_rows and not good_rows_only):
         return report
     for result, group, doc in checked:
-        if result.ok and group is not None:
-            saved = editing.save_activity(store, group, doc, base_url=base_url)
-            result.slug = saved.slug
-            result.problems += _row_problems(result.line, saved.problems)
+        if not result.ok or group is None:
+            continue
+        if result.unchanged:
+            result.slug = result.updates
+            continue
+        saved = editing.save_activity(store, group, doc, result.updates, base_url=base_url)
+        result.slug = saved.slug
+        result.problems += _row_problems(result.line, saved.problems)
     return report
+
+
+def _same_name(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def _when(activity: dict[str, Any]) -> tuple[Any, ...]:
+    """When an activity meets, as far as telling apart two of the same name needs."""
+    if activity.get("type") == "Event":
+        return (activity.get("startDate"),)
+    entry = (activity.get("schedule") or [{}])[0]
+    return (sorted(entry.get("byDay") or []), entry.get("startTime"))
+
+
+def _stored_match(
+    live: list[StoredActivity], cells: dict[str, Any], group: Group, result: RowResult
+) -> StoredActivity | None:
+    """The group's live activity this row changes, or None when it adds a new one."""
+    name = _same_name(cells.get("name", ""))
+    named = [a for a in live if name and _same_name((a.data or {}).get("name", "")) == name]
+    if len(named) <= 1:
+        return named[0] if named else None
+    when = _when(forms.activity_from_fields(_fields(cells))[0])
+    timed = [a for a in named if _when(a.data or {}) == when]
+    if len(timed) > 1:
+        message = (
+            f"{group.name} has {len(timed)} activities called '{result.name}' on this day at this time, "
+            "so this row could change any of them. Change them in the editor, or rename one there first."
+        )
+        result.problems.append(RowProblem(result.line, "Activity name", message))
+    return timed[0] if len(timed) == 1 else None
 
 
 def _read_rows(text: str, report: ImportReport) -> list[tuple[int, dict[str, Any]]]:
@@ -263,26 +341,34 @@ def _read_rows(text: str, report: ImportReport) -> list[tuple[int, dict[str, Any
     line = reader.line_num + 1
     for cells in reader:
         if any(cell.strip() for cell in cells):
-            fields = {COLUMNS[column]: cell for column, cell in zip(columns, cells, strict=False) if column}
-            rows.append((line, _fields(fields)))
+            named = zip(columns, cells, strict=False)
+            rows.append((line, {COLUMNS[column]: cell for column, cell in named if column}))
         line = reader.line_num + 1
     return rows
 
 
-def _fields(cells: dict[str, str]) -> dict[str, Any]:
-    """A row's cells as the form's fields: lists split on ';' or ',', and "Cost" as free or an amount."""
-    fields = forms.blank_fields() | {"frequency": "", "cost": "", "booking": ""}
+def _fields(cells: dict[str, str], stored: StoredActivity | None = None) -> dict[str, Any]:
+    """A row's cells as the form's fields: lists split on ';' or ',', and "Cost" as free or an amount.
+
+    Fields the file has no column for are blank for a new activity, and as stored for one
+    the row updates.
+    """
+    if stored is not None:
+        fields = forms.fields_from_activity(stored.data or {})
+    else:
+        fields = forms.blank_fields() | {"frequency": "", "cost": "", "booking": ""}
     for name, cell in cells.items():
         cell = cell.strip()
         if name in forms.LIST_FIELDS:
             fields[name] = [part.strip() for part in cell.replace(";", ",").split(",") if part.strip()]
         else:
             fields[name] = cell
-    amount = fields.get("amount", "")
-    if amount.lower() in _FREE_WORDS:
-        fields.update(cost="free", amount="")
-    elif amount:
-        fields["cost"] = "paid"
+    if "amount" in cells:
+        amount = fields["amount"]
+        if amount.lower() in _FREE_WORDS:
+            fields.update(cost="free", amount="")
+        else:
+            fields["cost"] = "paid" if amount else ""
     return fields
 
 
@@ -305,20 +391,35 @@ def _row_group(name: str, choices: list[Group], only: Group | None, result: RowR
 
 
 def _check_row(
-    cells: dict[str, Any], group: Group | None, result: RowResult, base_url: str
+    cells: dict[str, str],
+    group: Group | None,
+    result: RowResult,
+    base_url: str,
+    stored: StoredActivity | None = None,
 ) -> dict[str, Any]:
-    """The row's activity as it would be saved; its problems go on ``result``."""
-    doc, read_problems = forms.activity_from_fields(cells)
+    """The row's activity as it would be saved; its problems go on ``result``.
+
+    For a row that updates ``stored``, also whether it would change anything.
+    """
+    doc, read_problems = forms.activity_from_fields(_fields(cells, stored), stored.data if stored else None)
     if group is None:
         # Without a group the organiser is unknown; the rest of the row is still checked.
         group = Group(
             id=0, slug="", name="(group)", url=None, email=None, telephone=None, description=None,
             created_at=datetime.now(UTC),
         )  # fmt: skip
-    prepared = editing.prepare_activity(group, doc, base_url=base_url)
+    slug = stored.slug if stored else None
+    prepared = editing.prepare_activity(group, doc, slug, base_url=base_url, existing=stored)
     problems = forms.merge_problems(read_problems, validate_activity(prepared))
     result.problems += _row_problems(result.line, problems)
+    if stored is not None and stored.data is not None:
+        result.unchanged = _content(prepared) == _content(stored.data)
     return doc
+
+
+def _content(activity: dict[str, Any]) -> dict[str, Any]:
+    """What the activity says, without the dates that saving it moves on."""
+    return {key: value for key, value in activity.items() if key not in ("dateModified", "lastVerified")}
 
 
 def _row_problems(line: int, problems: Sequence[Any]) -> list[RowProblem]:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from publisher import importer
-from publisher.importer import COLUMNS, import_csv, template_csv
+from publisher.importer import COLUMNS, COST_COLUMN, GROUP_COLUMN, import_csv, template_csv
 from tests.publisher.conftest import store_of
 from tests.publisher.test_admin import PASSWORD, log_in
 
@@ -129,3 +129,78 @@ def test_the_admin_upload_page_shows_the_dry_run_then_imports_the_good_rows(make
     assert "Imported 3 activities" in done
     assert len(store.list_activities()) == 3
     assert importer.decode("café".encode("cp1252")) == "café"
+
+
+def _csv(rows: list[dict[str, str]]) -> str:
+    """A CSV with the columns the rows use, in the template's order."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=[c for c in COLUMNS if any(c in row for row in rows)], restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def test_importing_the_spreadsheet_again_updates_instead_of_adding(publisher_app):
+    store = store_of(publisher_app)
+    walkers = store.add_group("Mitcham Walkers")
+    first = import_csv(store, walkers, template_csv(), dry_run=False, base_url=BASE)
+    assert first.ok and first.summary() == "Imported 2 activities: 2 new."
+    before = {a.data["name"]: a for a in store.list_activities()}
+    changes, backlog = store.last_change_number(), store.outbox_backlog()
+
+    again = import_csv(store, walkers, template_csv(), dry_run=False, base_url=BASE)
+    assert again.summary() == "Imported 2 activities: 2 unchanged."
+    assert [row.slug for row in again.written] == [
+        before[n].slug for n in ("Mitcham Health Walk", "Coffee and Chat")
+    ]
+    assert (store.last_change_number(), store.outbox_backlog()) == (changes, backlog)  # nothing to push
+
+    # Next season's sheet: the walk moves to 10:30, in a file without the Description column,
+    # and the name is typed differently. The walk is updated in place; its description stays.
+    sheet = [{**row} for row in importer.TEMPLATE_ROWS]
+    sheet[0].update({"Activity name": "  mitcham health WALK", "Start time": "10:30", "End time": "11:30"})
+    for row in sheet:
+        del row["Description"]
+    checked = import_csv(store, walkers, _csv(sheet), base_url=BASE)
+    assert [row.action for row in checked.rows] == ["updated", "unchanged"]
+    assert "(1 updated, 1 unchanged)" in checked.summary()
+    updated = import_csv(store, walkers, _csv(sheet), dry_run=False, base_url=BASE)
+    assert updated.ok and updated.summary() == "Imported 2 activities: 1 updated, 1 unchanged."
+    walk = store.get_activity(before["Mitcham Health Walk"].slug)
+    assert walk.uri == before["Mitcham Health Walk"].uri and walk.change_number == changes + 1
+    assert walk.data["schedule"][0]["startTime"] == "10:30"
+    assert walk.data["name"] == "mitcham health WALK"  # as the sheet now spells it, trimmed
+    assert walk.data["description"] == before["Mitcham Health Walk"].data["description"]
+    assert len(store.list_activities()) == 2
+
+
+def test_same_named_activities_are_told_apart_by_day_and_time(publisher_app):
+    store = store_of(publisher_app)
+    group = store.add_group("St Mark's")
+    coffee = {**importer.TEMPLATE_ROWS[1], GROUP_COLUMN: "", "Activity name": "Coffee morning"}
+    coffee.update({"How often": "Every week", "Day": "Tuesday", "Start time": "10:00", "End time": "11:00"})
+    thursday = {**coffee, "Day": "Thursday"}
+    assert import_csv(store, group, _csv([coffee, thursday]), dry_run=False, base_url=BASE).ok
+
+    cheaper = {**thursday, COST_COLUMN: "£1.00"}
+    friday = {**coffee, "Day": "Friday"}
+    report = import_csv(store, group, _csv([cheaper, friday]), dry_run=False, base_url=BASE)
+    assert [row.action for row in report.rows] == ["updated", "new"]
+    prices = {
+        a.data["schedule"][0]["byDay"][0]: a.data["price"].get("amount") for a in store.list_activities()
+    }
+    assert prices == {"TU": 2.0, "TH": 1.0, "FR": 2.0}
+
+    twice = import_csv(store, group, _csv([cheaper, {**cheaper, COST_COLUMN: "Free"}]), base_url=BASE)
+    assert [(p.line, p.column) for p in twice.problems] == [(3, "Activity name")]
+    assert "Line 2 already changes this activity" in twice.problems[0].message
+
+    # Two look-alikes at one time (typed into the editor) cannot be told apart: the row says so.
+    store.create_activity(
+        group.id,
+        "coffee-morning-again",
+        {**store.get_activity(report.rows[0].slug).data, "id": f"{BASE}/activities/coffee-morning-again"},
+    )
+    unclear = import_csv(store, group, _csv([cheaper]), dry_run=False, base_url=BASE)
+    assert not unclear.ok and "could change any of them" in unclear.problems[0].message
+    assert len(store.list_activities()) == 4
