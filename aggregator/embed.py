@@ -23,6 +23,7 @@ from werkzeug.security import safe_join
 
 from aggregator import api, geocode, query
 from schema import schedule, vocab
+from schema.price import describe_price
 
 bp = Blueprint("embed", __name__)
 
@@ -116,16 +117,6 @@ def hours(start: datetime, end: datetime) -> str:
     return f"{start:%H:%M}{schedule.EN_DASH}{end:%H:%M}"
 
 
-def money(price: Mapping[str, Any]) -> str:
-    if price.get("isFree") or price.get("amount") == 0:
-        return "Free"
-    if price.get("amount") is None:
-        return ""
-    symbol = "£" if price.get("currency", "GBP") == "GBP" else f"{price['currency']} "
-    text = f"{symbol}{price['amount']:,.2f}"
-    return f"{text} ({price['notes']})" if price.get("notes") else text
-
-
 def present(item: Mapping[str, Any], aff: str | None = None) -> Entry:
     """An API result (``{"activity", "distance_km", ...}``) in the words people read."""
     activity = item["activity"]
@@ -188,7 +179,7 @@ def present(item: Mapping[str, Any], aff: str | None = None) -> Entry:
         next_dates=[f"{long_day(start)}, {hours(start, end)}" for start, end in occurrences],
         place=place,
         distance=distance,
-        cost=money(activity.get("price") or {}),
+        cost=describe_price(activity.get("price") or {}),
         space=space,
         access=[vocab.label("accessibility", a) for a in location.get("accessibility") or []],
         booking=booking_words,

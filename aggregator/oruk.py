@@ -203,9 +203,10 @@ def full_service(activity: Mapping[str, Any]) -> dict[str, Any]:
             }
         ]
     price = activity["price"]
-    cost = {"id": child("cost"), "service_id": sid, "url": page, "currency": "GBP"}
-    cost["amount"] = 0 if price.get("isFree") else price["amount"]
-    if price.get("notes"):
+    cost = {"id": child("cost"), "service_id": sid, "url": page}
+    if price.get("isFree") or "amount" in price:
+        cost.update(currency="GBP", amount=0 if price.get("isFree") else price["amount"])
+    if price.get("notes"):  # where there is no amount, the only word on the cost
         cost["amount_description"] = price["notes"]
     found["cost_options"] = [cost]
     contact = activity.get("contact") or {}

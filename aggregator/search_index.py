@@ -78,6 +78,7 @@ from aggregator import geocode
 from aggregator.freshness import capacity_stated_at, confirmed_by_organiser
 from aggregator.store import as_utc, chunks, metadata
 from schema import next_occurrences
+from schema.price import is_free
 from schema.schedule import DEFAULT_TIMEZONE, WEEKDAYS
 
 __all__ = [
@@ -335,7 +336,7 @@ def _row(activity: Mapping[str, Any], position: tuple[float, float] | None, own_
         "postcode": _postcode(activity),
         "days": sum({1 << day for day, _ in starts}),
         "times": sum({TIMES_OF_DAY[time_of_day(start)] for _, start in starts}),
-        "is_free": bool(price.get("isFree")) or price.get("amount") == 0,
+        "is_free": is_free(price),
         "min_age": ages.get("min"),
         "max_age": ages.get("max"),
         "categories": _bars(activity.get("categories") or ()),

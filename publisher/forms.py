@@ -362,6 +362,8 @@ def _price(reader: _Reader, fields: Mapping[str, Any]) -> dict[str, Any]:
         return {}  # not said: the validator asks whether it is free
     if cost == "free":
         price: dict[str, Any] = {"isFree": True}
+    elif not amount_text and notes:
+        price = {"isFree": False}  # no one amount ("pay what you can"): the notes say how it works
     else:
         price = {"currency": "GBP"}
         _set(price, "amount", reader.amount(amount_text))

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from publisher.extensions import get_store, hub_url, limiter, public_rate_limit, public_url
 from publisher.feeds import feed_links
 from schema import next_occurrences, vocab
+from schema.price import describe_price
 from schema.resources import shared
 from schema.schedule import describe
 
@@ -62,10 +63,7 @@ def schedule_text(entry: dict[str, Any]) -> str:
     return describe(entry)
 
 
-@bp.app_template_global()
-def price_text(price: dict[str, Any]) -> str:
-    text = "Free" if price.get("isFree") else f"£{price['amount']:.2f}"
-    return f"{text} ({price['notes']})" if price.get("notes") else text
+bp.add_app_template_global(describe_price, "price_text")
 
 
 @bp.app_template_global()

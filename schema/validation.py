@@ -312,7 +312,10 @@ _MISSING = {
     "startDate": "a one-off event needs its start, like '2026-12-10T12:00:00+00:00'",
     "endDate": "a one-off event needs its end, like '2026-12-10T14:00:00+00:00'",
     "price": "add {\"isFree\": true}, or an amount in pounds with currency 'GBP'",
-    "price.amount": "give the amount in pounds (0 or more) with currency 'GBP', or set isFree to true",
+    "price.amount": (
+        "give the amount in pounds (0 or more) with currency 'GBP', or set isFree to true; "
+        "where there is no one amount, say how the cost works in notes"
+    ),
     "price.currency": "set it to 'GBP'",
     "booking": "say how to join: 'drop-in', 'book-ahead', 'referral' or 'contact-first'",
     "booking.method": "set it to 'drop-in', 'book-ahead', 'referral' or 'contact-first'",

@@ -442,12 +442,14 @@ class LocalfeedActivities extends HTMLElement {
     return el("li", { className: "item", part: "item" }, el("h3", { part: "name", text: a.name }), ...facts);
   }
 
+  // As schema.price.describe_price words it: the notes alone where there is no one amount.
   cost(price = {}) {
-    if (price.isFree || price.amount === 0) return this.t.freeCost;
-    if (price.amount == null) return "";
-    const amount = new Intl.NumberFormat(this.locale, { style: "currency", currency: price.currency || "GBP" })
+    let text;
+    if (price.isFree || price.amount === 0) text = this.t.freeCost;
+    else if (price.amount == null) return price.notes || "";
+    else text = new Intl.NumberFormat(this.locale, { style: "currency", currency: price.currency || "GBP" })
       .format(price.amount);
-    return price.notes ? `${amount} (${price.notes})` : amount;
+    return price.notes ? `${text} (${price.notes})` : text;
   }
 
   booking(booking) {

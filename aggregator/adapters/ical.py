@@ -276,7 +276,7 @@ def _price(description: str) -> dict[str, Any]:
         return {"amount": float(amount.group(1)), "currency": "GBP"}
     if amount or re.search(r"\bfree\b", description, re.IGNORECASE):
         return {"isFree": True}
-    return {"isFree": True, "notes": "No price given in the calendar; check with the organiser"}
+    return dict(m.PRICE_NOT_GIVEN)
 
 
 def _schedule_entry(master: Any, moved: list[Any], context: _Context) -> dict[str, Any] | None:

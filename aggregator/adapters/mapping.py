@@ -37,6 +37,8 @@ _SPACE = re.compile(r"\s+")
 _HTTP = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
 
 SHORT_TEXT = 120
+# A source that gives no price: never shown as free (a prescriber would repeat it to a patient).
+PRICE_NOT_GIVEN = {"isFree": False, "notes": "Price not given; check with the organiser"}
 LONG_TEXT = 2000
 
 # Words that give a category away, tried in order; the first pattern of each category that

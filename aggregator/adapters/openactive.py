@@ -538,8 +538,7 @@ def _price(data: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
         problems.append(f"its prices are in {', '.join(sorted(foreign))}, not pounds (GBP)")
         return {"isFree": False}
     if not offers:
-        problems.append("it has no offers with a price and is not marked isAccessibleForFree")
-        return {"isFree": False}
+        return dict(m.PRICE_NOT_GIVEN)
     cheapest = min(o["price"] for o in offers)
     price: dict[str, Any] = {"amount": cheapest, "currency": "GBP"}
     if len(offers) > 1:

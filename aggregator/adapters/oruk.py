@@ -364,14 +364,11 @@ def _price(service: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
             price["notes"] = m.text(notes, m.SHORT_TEXT)
         return price
     fees = m.text(service.get("fees_description") or service.get("fees"))
-    if re.search(r"\bfree\b", fees, re.IGNORECASE) or not fees:
-        return (
-            {"isFree": True} if fees else {"isFree": True, "notes": "No cost given; check with the organiser"}
-        )
-    problems.append(
-        f"its fees are described only in words ('{m.text(fees, 80)}'), with no amount in cost_options"
-    )
-    return {"isFree": False}
+    if not fees:
+        return dict(m.PRICE_NOT_GIVEN)
+    if re.fullmatch(r"(it is |it's )?(free|free of charge|no charge|none)\.?", fees, re.IGNORECASE):
+        return {"isFree": True}
+    return {"isFree": False, "notes": m.text(fees, m.SHORT_TEXT)}  # the fees in words are the price
 
 
 def _booking(service: Mapping[str, Any]) -> dict[str, str]:

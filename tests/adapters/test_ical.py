@@ -92,6 +92,9 @@ def test_uk_community_calendar(site, fetch_for):
         "2026-04-22T11:00:00+01:00",
         "2026-05-13T11:00:00+01:00",
     ]
+    # Its calendar says nothing of a price: unknown, never "free".
+    walk = next(data for ref, data in found.items() if ref.startswith("event three-weekly"))
+    assert walk["price"] == {"isFree": False, "notes": "Price not given; check with the organiser"}
 
     (quiz,) = page.unmapped
     assert quiz.reason == "Event 'Charity Quiz Night': its LOCATION 'Somewhere in Mitcham' has no UK postcode"

@@ -320,3 +320,18 @@ def test_activity_concepts_map_through_the_vocabulary():
     assert openactive.map_opportunity(
         unknown, "https://l.example/y", datetime(2026, 11, 1, tzinfo=UTC)
     ).activity["categories"] == ["sport"]  # OpenActive is physical activity: the broadest fit
+
+
+def test_an_opportunity_without_offers_has_its_price_unknown_not_free():
+    """No offers and not isAccessibleForFree: shown, with the price unknown rather than refused or free."""
+    data = {key: value for key, value in _series("z").items() if key != "offers"}
+    candidate = openactive.map_opportunity(data, "https://l.example/z", datetime(2026, 11, 1, tzinfo=UTC))
+    assert candidate.activity["price"] == {
+        "isFree": False,
+        "notes": "Price not given; check with the organiser",
+    }
+    assert candidate.problems == []
+    free = openactive.map_opportunity(
+        {**data, "isAccessibleForFree": True}, "https://l.example/z", datetime.now(UTC)
+    )
+    assert free.activity["price"] == {"isFree": True}

@@ -208,3 +208,27 @@ def test_a_url_that_is_not_a_directory_removes_nothing(site, fetch_for):
     (page,) = oruk.pages(fetch_for(url), url, None)
     assert not page.snapshot and page.changes == []
     assert "is not an Open Referral page" in page.unmapped[0].reason
+
+
+@pytest.mark.parametrize(
+    ("fees", "price"),
+    [
+        ("Free", {"isFree": True}),
+        ("Free of charge.", {"isFree": True}),
+        ("£2 a session, free for carers", {"isFree": False, "notes": "£2 a session, free for carers"}),
+        ("Donations welcome", {"isFree": False, "notes": "Donations welcome"}),
+        (None, {"isFree": False, "notes": "Price not given; check with the organiser"}),
+    ],
+)
+def test_a_cost_in_words_is_kept_and_no_cost_is_never_called_free(site, fetch_for, fees, price):
+    """Without an amount the directory's words are the price; with no word at all it is unknown, not free."""
+    service = {key: value for key, value in SHED.items() if key != "cost_options"}
+    if fees is not None:
+        service["fees_description"] = fees
+    directory = Directory(site, [service])
+    (page,) = oruk.pages(
+        fetch_for(directory.url), directory.url, None, now=datetime(2026, 11, 20, tzinfo=UTC)
+    )
+    (change,) = page.changes
+    assert change.data["price"] == price and page.unmapped == []
+    assert validate_activity(change.data) == []

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from flask import Flask, jsonify
 
+from schema.price import describe_price
 from schema.schedule import describe
 from tests.conftest import assert_accessible
 from tests.embed.live import (
@@ -215,6 +216,28 @@ def test_widget_words_schedules_as_the_schema_does(page, serve, tmp_path):
         entries,
     )
     assert worded == [describe(entry) for entry in entries]
+
+
+PRICES = [
+    {"isFree": True},
+    {"isFree": True, "notes": "Tea included"},
+    {"amount": 0, "currency": "GBP"},
+    {"amount": 3.5, "currency": "GBP"},
+    {"amount": 1234, "currency": "GBP", "notes": "for the term"},
+    {"isFree": False, "notes": "Pay what you can"},
+]
+
+
+def test_widget_words_prices_as_the_schema_does(page, serve, tmp_path):
+    """A price with no amount shows its notes, never "Free"; the rest read as on the embed pages."""
+    _, aggregator = live_aggregator(serve, tmp_path)
+    open_widget(page, serve, aggregator, near=HOME)
+    worded = page.evaluate(
+        "prices => { const el = document.querySelector('localfeed-activities');"
+        " return prices.map(price => el.cost(price)); }",
+        PRICES,
+    )
+    assert worded == [describe_price(price) for price in PRICES]
 
 
 def test_widget_error_state_offers_a_retry(page, serve, tmp_path):

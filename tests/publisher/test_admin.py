@@ -250,6 +250,14 @@ def test_an_editor_adds_previews_changes_pauses_confirms_and_deletes(make_publis
     assert changed.data["type"] == "SessionSeries" and "startDate" not in changed.data
     assert changed.data["schedule"][0]["byMonthWeek"] == 1
 
+    # No one price: the notes alone say how it works, and nothing calls it free.
+    pay_what_you_can = {**monthly, "amount": "", "cost_notes": "Pay what you can"}
+    assert client.post(f"/admin/activities/{slug}/edit", data=pay_what_you_can).status_code == 302
+    assert store.get_activity(slug).data["price"] == {"isFree": False, "notes": "Pay what you can"}
+    assert 'value="Pay what you can"' in client.get(f"/admin/activities/{slug}/edit").text
+    public = client.get(f"/activities/{slug}").text
+    assert "<dd>Pay what you can</dd>" in public and "<dd>Free" not in public
+
     for status, label in [("paused", "Paused"), ("cancelled", "Cancelled"), ("scheduled", "Running")]:
         client.post(f"/admin/activities/{slug}/status", data={"csrf_token": token, "status": status})
         assert store.get_activity(slug).data["status"] == status

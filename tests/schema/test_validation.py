@@ -488,13 +488,20 @@ def test_each_price_mistake_gives_one_problem(price, path, code):
     assert [(p.path, p.code) for p in validate_activity(weekly_activity(price=price))] == [(path, code)]
 
 
-def test_price_may_be_free_or_an_amount_in_pounds():
+def test_price_may_be_free_an_amount_in_pounds_or_described_in_notes():
     for price in (
         {"isFree": True},
+        {"isFree": True, "notes": "Tea and cake included"},
         {"amount": 0, "currency": "GBP"},
         {"isFree": False, "amount": 3, "currency": "GBP"},
+        {"isFree": False, "notes": "Pay what you can"},
     ):
         assert validate_activity(weekly_activity(price=price)) == [], price
+        assert is_valid_activity(weekly_activity(price=price)), price
+    # Not free, with neither an amount nor a word on the cost, says nothing: the amount is asked for.
+    for price in ({"isFree": False}, {"isFree": False, "notes": ""}):
+        problems = validate_activity(weekly_activity(price=price))
+        assert problems and not is_valid_activity(weekly_activity(price=price))
 
 
 def test_several_mistakes_are_all_reported_in_document_order():
