@@ -484,9 +484,12 @@ def search(
     page = page[: query.limit]
     shown = _documents(conn, [key[3] for key in page])
     known = _sources_of(conn, [row.provenance for row in shown.values()])
+    # Each statement reads the latest committed state (SQLite outside a write, PostgreSQL's
+    # READ COMMITTED): an item removed since its key was read is left out of this page.
     items = [
         _item(shown[key[3]], now, thresholds, known, failing, key[1] if query.lat is not None else None)
         for key in page
+        if key[3] in shown
     ]
     return {
         "items": items,

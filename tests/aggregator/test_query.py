@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from aggregator import geocode, query, search_index
@@ -494,3 +495,23 @@ def test_rows_waiting_for_a_postcode_are_placed_by_the_geocoder_after_a_harvest(
         assert search_index.geocode_missing(conn, csv, NOW) == 1
         assert names(find(conn, near="51.501,-0.1416", radius="1")) == ["by-the-palace"]
         assert search_index.geocode_missing(conn, csv, NOW) == 0  # ZZ1 1ZZ is remembered as unknown
+
+
+def test_an_item_removed_while_a_page_is_read_is_left_out(engine):
+    """A deletion committed between reading a page's keys and its documents drops it, not the request."""
+    put(engine, walk("stays"), walk("goes", day="WE"))
+    removed = []
+
+    def remove_first(conn, cursor, statement, parameters, context, executemany):
+        if "search_documents.provenance" in statement and not removed:
+            removed.append(True)
+            with engine.begin() as other:  # another process's harvest, committing meanwhile
+                search_index.remove(other, "https://pub.example/activities/goes")
+
+    event.listen(engine, "before_cursor_execute", remove_first)
+    try:
+        with engine.connect() as conn:
+            body = find(conn, near="51.4,-0.15")
+    finally:
+        event.remove(engine, "before_cursor_execute", remove_first)
+    assert removed and names(body) == ["stays"]
