@@ -137,6 +137,12 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Table() puts itself in metadata.tables before it is fully built, so a second thread
+# defining (or creating) the same tables could see a half-made one: apps built in parallel
+# threads (the demo seeds its publishers so) define them one at a time.
+_defining = threading.Lock()
+
+
 def _table(metadata: MetaData, name: str, *parts: Any) -> Table:
     """The table ``name`` on ``metadata``, defined once however many hubs share the metadata."""
     if name in metadata.tables:
@@ -146,6 +152,11 @@ def _table(metadata: MetaData, name: str, *parts: Any) -> Table:
 
 def define_tables(metadata: MetaData) -> tuple[Table, Table, Table]:
     """The hub's tables: subscriptions, intents awaiting verification, deliveries."""
+    with _defining:
+        return _define_tables(metadata)
+
+
+def _define_tables(metadata: MetaData) -> tuple[Table, Table, Table]:
     subscriptions = _table(
         metadata,
         "websub_subscriptions",

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData, create_engine, select
 
 from schema.fetch import GuardedClient
 from schema.websub import HubWorker, subscribe_request, verify_delivery
-from schema.websub.hub import LeasePolicy, RetryPolicy
+from schema.websub.hub import LeasePolicy, RetryPolicy, define_tables
 
 from .websub_world import HUB_URL, OTHER_TOPIC, TOPIC, Clock, Subscriber, make_hub, topic_owner
 
@@ -366,6 +367,30 @@ def test_tables_can_share_one_metadata_with_an_app():
     second = Hub(metadata, engine=lambda: None, topics=set, hub_url=HUB_URL, client=GuardedClient, now=clock)
     assert first.subscriptions is second.subscriptions
     assert {"websub_subscriptions", "websub_intents", "websub_deliveries"} <= set(metadata.tables)
+
+
+def test_hubs_built_in_parallel_threads_share_whole_tables():
+    """Apps built in threads at once (as the demo seeds its publishers), each with its own
+    database, define the hub's tables on one metadata and create them; none may see another's
+    table half made (a few rounds in a hundred did)."""
+    failures: list[BaseException] = []
+
+    def build(metadata: MetaData, start: threading.Barrier) -> None:
+        try:
+            start.wait()
+            define_tables(metadata)
+            metadata.create_all(create_engine("sqlite://"))
+        except Exception as error:
+            failures.append(error)
+
+    for _ in range(150):
+        metadata, start = MetaData(), threading.Barrier(6)
+        threads = [threading.Thread(target=build, args=(metadata, start)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not failures, f"{len(failures)} builds failed, first: {failures[0]!r}"
 
 
 def test_redirecting_callbacks_fail_verification_and_delivery(world):
