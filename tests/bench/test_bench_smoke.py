@@ -61,7 +61,7 @@ def test_query_benchmark_builds_reuses_and_loads(postgres_url, tmp_path, capsys)
     seed = str(random.randrange(10**6))  # a database name of its own, whatever else runs
     common = [
         "--sizes",
-        "400",
+        "1500",  # with 60 queries, enough that some find listings whatever the seed
         "--seed",
         seed,
         "--cache",
@@ -71,12 +71,12 @@ def test_query_benchmark_builds_reuses_and_loads(postgres_url, tmp_path, capsys)
     ]
     try:
         tiny_load = ["--load-seconds", "1", "--load-requests", "20", "--clients", "2", "--workers", "1"]
-        first = query.main([*common, "--queries", "20", "--warmup", "2", *tiny_load, "--name", "q"])
+        first = query.main([*common, "--queries", "60", "--warmup", "2", *tiny_load, "--name", "q"])
         printed = capsys.readouterr().out
         assert "p95/budget" in printed and "req/s" in printed
         assert [(r["database"], r["items"], r["queries"]) for r in first["latency"]] == [
-            ("sqlite", 400, 20),
-            ("postgresql", 400, 20),
+            ("sqlite", 1500, 60),
+            ("postgresql", 1500, 60),
         ]
         assert all(r["built_seconds"] is not None for r in first["latency"])
         assert all(
@@ -88,7 +88,7 @@ def test_query_benchmark_builds_reuses_and_loads(postgres_url, tmp_path, capsys)
             [*common, "--queries", "5", "--warmup", "0", "--load-seconds", "0", "--name", "q2"]
         )
         assert [r["built_seconds"] for r in again["latency"]] == [None, None]  # reused, not rebuilt
-        assert [r["items"] for r in again["latency"]] == [400, 400]
+        assert [r["items"] for r in again["latency"]] == [1500, 1500]
     finally:
         query.main([*common, "--drop-cache"])
     assert list((tmp_path / "cache").iterdir()) == []
