@@ -50,31 +50,19 @@ def test_settings_come_from_the_environment_and_impossible_ones_are_refused(tmp_
         create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "x", "TOMBSTONE_DAYS": 7})
 
 
+def _rate_limited_app(tmp_path, limit: str, **config):
+    settings = {"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "x", "PUBLIC_RATE_LIMIT": limit}
+    return create_app({**settings, "HUB_WORKER": False, **config})
+
+
 def test_public_pages_and_feeds_are_rate_limited(tmp_path, serve):
-    app = create_app(
-        {
-            "INSTANCE_PATH": str(tmp_path),
-            "SECRET_KEY": "x",
-            "PUBLIC_RATE_LIMIT": "3 per minute",
-            "HUB_WORKER": False,
-        }
-    )
-    server = serve(app)
+    server = serve(_rate_limited_app(tmp_path, "3 per minute"))
     statuses = [httpx.get(f"{server.url}/feeds/activities").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
 
 
 def test_behind_a_proxy_the_limits_count_each_visitor(tmp_path, serve):
-    app = create_app(
-        {
-            "INSTANCE_PATH": str(tmp_path),
-            "SECRET_KEY": "x",
-            "PUBLIC_RATE_LIMIT": "2 per minute",
-            "HUB_WORKER": False,
-            "TRUSTED_PROXIES": 1,
-        }
-    )
-    server = serve(app)
+    server = serve(_rate_limited_app(tmp_path, "2 per minute", TRUSTED_PROXIES=1))
 
     def visit(visitor: str) -> int:
         return httpx.get(f"{server.url}/feeds/activities", headers={"X-Forwarded-For": visitor}).status_code
