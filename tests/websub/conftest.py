@@ -22,6 +22,7 @@ from sqlalchemy import select
 import aggregator
 import publisher
 from aggregator.harvest import harvest_source
+from aggregator.hub import stop_worker
 from aggregator.sources import add_source
 from aggregator.subscriptions import push_subscriptions, subscribe_source
 from publisher.extensions import get_store
@@ -105,8 +106,14 @@ class World:
         return [item["activity"] for item in answer.json()["items"] if item["activity"]["name"] == name]
 
 
+# Each app's hub worker is a thread of this process: the fixtures stop them, and a test that
+# takes ``database_url`` names it before ``make_world``, so its database outlives them.
+
+
 @pytest.fixture
-def make_publisher_app(tmp_path) -> Callable[..., Flask]:
+def make_publisher_app(tmp_path) -> Iterator[Callable[..., Flask]]:
+    apps: list[Flask] = []
+
     def _make(**config: Any) -> Flask:
         settings = {
             "INSTANCE_PATH": str(tmp_path / "publisher"),
@@ -117,13 +124,19 @@ def make_publisher_app(tmp_path) -> Callable[..., Flask]:
             "HUB_POLL_SECONDS": 0.2,
             **config,
         }
-        return publisher.create_app(settings)
+        apps.append(publisher.create_app(settings))
+        return apps[-1]
 
-    return _make
+    yield _make
+    for app in apps:
+        if worker := app.extensions.get("publisher.hub_worker"):
+            worker.stop()
 
 
 @pytest.fixture
-def make_aggregator_app(tmp_path) -> Callable[..., Flask]:
+def make_aggregator_app(tmp_path) -> Iterator[Callable[..., Flask]]:
+    apps: list[Flask] = []
+
     def _make(**config: Any) -> Flask:
         settings = {
             "DATABASE_URL": f"sqlite:///{tmp_path / 'aggregator.sqlite'}",
@@ -134,9 +147,12 @@ def make_aggregator_app(tmp_path) -> Callable[..., Flask]:
             "HUB_POLL_SECONDS": 0.2,
             **config,
         }
-        return aggregator.create_app(settings)
+        apps.append(aggregator.create_app(settings))
+        return apps[-1]
 
-    return _make
+    yield _make
+    for app in apps:
+        stop_worker(app)
 
 
 @pytest.fixture
