@@ -30,6 +30,7 @@ from publisher.auth import admin_required, current_user, login_required, user_gr
 from publisher.extensions import clock, get_store, public_url
 from publisher.store import Group, StoredActivity, StoreError
 from schema import Problem, validate_activity, vocab
+from schema.schedule import describe
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.register_blueprint(auth.bp)
@@ -204,6 +205,10 @@ def _render_form(
         chosen=chosen,
         preview=preview,
         reminder_link=reminder_link,
+        further_times={
+            str(position): f"Remove “{describe(entry)}”"
+            for position, entry in forms.further_times(stored.data if stored else {})
+        },
     )
     return html, 422 if problems else 200
 

@@ -82,7 +82,9 @@ _SPACE_WORDS = [
 COST = {"free": "Free", "paid": "There is a charge"}
 
 VOCAB_FIELDS = {"categories": "categories", "audiences": "audiences", "accessibility": "accessibility"}
-LIST_FIELDS = (*VOCAB_FIELDS, "days")
+# ``remove_times`` holds the positions (1, 2...) of further schedule entries ticked for removal:
+# the form edits the first entry, and keeps the rest unless told to drop them.
+LIST_FIELDS = (*VOCAB_FIELDS, "days", "remove_times")
 TEXT_FIELDS = (
     "name", "description", "venue", "street", "town", "postcode", "frequency", "start_time", "end_time",
     "first_date", "last_date", "dates_off", "cost", "amount", "cost_notes", "booking", "booking_link",
@@ -249,6 +251,17 @@ def fields_from_activity(activity: Mapping[str, Any]) -> Fields:
     return fields
 
 
+def further_times(activity: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The schedule entries after the first, with their positions: the ones the form does not edit.
+
+    An activity can meet at more than one time (made through the API, say); the form edits
+    the first and shows these so that an editor sees them and can remove one.
+    """
+    if activity.get("type") == "Event":
+        return []
+    return list(enumerate((activity.get("schedule") or [])[1:], start=1))
+
+
 def activity_from_fields(
     fields: Mapping[str, Any], base: Mapping[str, Any] | None = None
 ) -> tuple[dict[str, Any], list[Problem]]:
@@ -283,7 +296,8 @@ def activity_from_fields(
         _set(doc, "endDate", _instant(day, end))
     else:
         doc["type"] = "SessionSeries"
-        others = list((base or {}).get("schedule") or [])[1:]
+        removed = set(fields.get("remove_times", []))
+        others = [entry for position, entry in further_times(base or {}) if str(position) not in removed]
         doc["schedule"] = [_schedule_entry(reader, frequency, fields, (base or {}).get("schedule")), *others]
 
     _set(doc, "price", _price(reader, fields))

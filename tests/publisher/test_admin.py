@@ -6,6 +6,7 @@ import html
 import io
 import re
 from datetime import date
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -30,6 +31,24 @@ def log_in(client: FlaskClient, email: str, password: str = PASSWORD) -> str:
     response = client.post("/admin/login", data={"email": email, "password": password, "csrf_token": token})
     assert response.status_code == 302, response.text
     return csrf_token(client.get("/admin/").text)
+
+
+def as_submitted(form: str, token: str) -> dict[str, Any]:
+    """What a browser posts for the activity form as shown: typed text, ticked choices, selections."""
+    typed = r'<input type="(?:text|time|date|url|email|tel)" id="[^"]+" name="([^"]+)" value="([^"]*)"'
+    fields: dict[str, Any] = {name: html.unescape(value) for name, value in re.findall(typed, form)}
+    for name, value in re.findall(
+        r'<input type="(?:checkbox|radio)" name="([^"]+)" value="([^"]+)"[^>]*checked', form
+    ):
+        fields.setdefault(name, []).append(value)
+    for name, options in re.findall(
+        r'<select id="[^"]+" name="([^"]+)"[^>]*>(.*?)</select>', form, re.DOTALL
+    ):
+        if chosen := re.search(r'value="([^"]*)" selected', options):
+            fields[name] = chosen.group(1)
+    for name, text in re.findall(r'<textarea id="[^"]+" name="([^"]+)"[^>]*>([^<]*)</textarea>', form):
+        fields[name] = html.unescape(text)
+    return {**fields, "csrf_token": token}
 
 
 def add_activity(store: Store, group: Group, **overrides) -> str:
@@ -357,21 +376,45 @@ def test_an_event_round_trips_through_the_edit_form_unchanged(make_publisher, tm
     client = app.test_client()
     token = log_in(client, "cook@example.org")
     form = client.get(f"/admin/activities/{result.slug}/edit").text
-    inputs = r'<input type="(?:text|time|date|url|email|tel)" id="[^"]+" name="([^"]+)" value="([^"]*)"'
-    typed = dict(re.findall(inputs, form))
-    fields = {name: html.unescape(value) for name, value in typed.items()}
-    fields.update(
-        csrf_token=token,
-        frequency="once",
-        categories=re.findall(r'name="categories" value="([^"]+)"[^>]*checked', form),
-        cost=re.search(r'name="cost" value="([^"]+)"[^>]*checked', form).group(1),
-        booking=re.search(r'name="booking" value="([^"]+)"[^>]*checked', form).group(1),
-        space=re.search(r'name="space" value="([^"]+)"[^>]*checked', form).group(1),
-        description=html.unescape(re.search(r'name="description"[^>]*>([^<]*)</textarea>', form).group(1)),
-    )
+    fields = as_submitted(form, token)
+    assert fields["frequency"] == "once"
     assert client.post(f"/admin/activities/{result.slug}/edit", data=fields).status_code == 302
     after = store.get_activity(result.slug).data
     ignore = {"dateModified", "lastVerified"}
     assert {k: v for k, v in after.items() if k not in ignore} == {
         k: v for k, v in result.activity.items() if k not in ignore
     }
+
+
+def test_further_times_are_shown_kept_and_removed_one_by_one(make_publisher, tmp_path):
+    app = make_publisher(f"sqlite:///{tmp_path / 'times.sqlite'}")
+    store = store_of(app)
+    group = store.add_group("Mitcham Walkers")
+    store.add_user("walker@example.org", PASSWORD, "editor", group.id)
+    first = weekly_activity()["schedule"][0]
+    thursday = {**first, "byDay": ["TH"], "startTime": "14:00", "endTime": "15:30"}
+    monthly = {**first, "repeatFrequency": "P1M", "byMonthWeek": -1, "byDay": ["FR"]}
+    slug = add_activity(store, group, schedule=[first, thursday, monthly])
+    client = app.test_client()
+    token = log_in(client, "walker@example.org")
+
+    form = client.get(f"/admin/activities/{slug}/edit").text
+    assert "It also meets" in form
+    assert "Remove “Every Thursday, 14:00–15:30”" in form
+    assert "Remove “Last Friday of the month, 10:00–11:00”" in form
+    # Saved as shown, with the first time changed: the further times stay as they were.
+    fields = {**as_submitted(form, token), "start_time": "09:30"}
+    assert client.post(f"/admin/activities/{slug}/edit", data=fields).status_code == 302
+    assert store.get_activity(slug).data["schedule"] == [{**first, "startTime": "09:30"}, thursday, monthly]
+
+    form = client.get(f"/admin/activities/{slug}/edit").text
+    fields = {**as_submitted(form, token), "remove_times": ["1"]}
+    assert client.post(f"/admin/activities/{slug}/edit", data=fields).status_code == 302
+    assert store.get_activity(slug).data["schedule"] == [{**first, "startTime": "09:30"}, monthly]
+
+    form = client.get(f"/admin/activities/{slug}/edit").text
+    assert "Thursday" not in form.split("It also meets")[1].split("</fieldset>")[0]
+    fields = {**as_submitted(form, token), "remove_times": ["1"]}
+    assert client.post(f"/admin/activities/{slug}/edit", data=fields).status_code == 302
+    assert store.get_activity(slug).data["schedule"] == [{**first, "startTime": "09:30"}]
+    assert "It also meets" not in client.get(f"/admin/activities/{slug}/edit").text
