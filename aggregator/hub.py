@@ -30,6 +30,7 @@ from aggregator.harvest import guarded_client
 from aggregator.store import CHANGES, as_utc, counter, merged, metadata, utcnow
 from schema import rpde
 from schema.config import load_config
+from schema.db import create_tables
 from schema.feeds import ATOM_MEDIA_TYPE, FeedInfo, Tombstone, render_atom
 from schema.websub import AppHubWorker, Hub
 from schema.websub import jobs as websub_jobs
@@ -86,11 +87,7 @@ class MergedRelay:
         with self.engine.begin() as conn:
             # The UPDATE locks the cursor row first, so relays in several processes queue.
             conn.execute(update(relay_cursor).values(change_number=relay_cursor.c.change_number))
-            reached = conn.execute(select(relay_cursor.c.change_number)).scalar()
-            if reached is None:  # first start: push from now on, not the whole history
-                latest = conn.execute(select(counter.c.value).where(counter.c.name == CHANGES)).scalar() or 0
-                conn.execute(insert(relay_cursor).values(name=CHANGES, change_number=latest))
-                return 0
+            reached = conn.execute(select(relay_cursor.c.change_number)).scalar_one()
             rows = (
                 conn.execute(
                     select(merged)
@@ -197,6 +194,13 @@ def _topics() -> set[str]:
     return {base + RPDE_PATH, base + ATOM_PATH}
 
 
+def _start_cursor(conn: Connection) -> None:
+    """On a first start, relay the changes from now on, not the whole history."""
+    if conn.execute(select(relay_cursor.c.change_number)).first() is None:
+        latest = conn.execute(select(counter.c.value).where(counter.c.name == CHANGES)).scalar() or 0
+        conn.execute(insert(relay_cursor).values(name=CHANGES, change_number=latest))
+
+
 def init_app(app: Flask) -> MergedRelay:
     """Mount the hub on ``app``: its tables, ``POST /websub``, ``Link`` headers, and the worker."""
     given = {key: app.config[key] for key in HUB_DEFAULTS if key in app.config}
@@ -216,9 +220,8 @@ def init_app(app: Flask) -> MergedRelay:
         ),
         retry=RetryPolicy(base=float(config["HUB_RETRY_BASE_SECONDS"])),
     )
-    metadata.create_all(engine)
+    create_tables(engine, metadata, seed=_start_cursor)
     relay = MergedRelay(hub, engine, title=config["AGGREGATOR_NAME"])
-    relay.relay()  # sets the cursor on a first start
     app.extensions[HUB_KEY] = relay
     _current["relay"] = relay
 

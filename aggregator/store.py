@@ -37,6 +37,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
+from schema.db import create_tables
+
 metadata = MetaData()
 
 SOURCE_STATES = ("pending", "approved", "paused", "stopped")
@@ -170,11 +172,13 @@ def chunks(values: Iterable[Any]) -> Iterator[list[Any]]:
 
 
 def init_store(engine: Engine) -> None:
-    """Create the tables and the change counter (idempotent; safe on every start)."""
-    metadata.create_all(engine)
-    with engine.begin() as conn:
-        if conn.execute(select(counter.c.value).where(counter.c.name == CHANGES)).first() is None:
-            conn.execute(insert(counter).values(name=CHANGES, value=0))
+    """Create the tables and the change counter (idempotent; safe on every start, in every worker)."""
+    create_tables(engine, metadata, seed=_seed_counter)
+
+
+def _seed_counter(conn: Connection) -> None:
+    if conn.execute(select(counter.c.value).where(counter.c.name == CHANGES)).first() is None:
+        conn.execute(insert(counter).values(name=CHANGES, value=0))
 
 
 def next_change_numbers(conn: Connection, count: int) -> range:

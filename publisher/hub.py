@@ -32,6 +32,7 @@ from publisher.feeds import ATOM_PATH, RPDE_PATH
 from publisher.store import DELETED, Store, metadata, outbox
 from schema import rpde
 from schema.config import load_config
+from schema.db import create_tables
 from schema.feeds import ATOM_MEDIA_TYPE, FeedInfo, Tombstone, render_atom
 from schema.fetch import GuardedClient
 from schema.websub import AppHubWorker, Hub
@@ -211,7 +212,7 @@ def init_app(app: Flask) -> OutboxRelay:
         ),
         retry=RetryPolicy(base=float(config["HUB_RETRY_BASE_SECONDS"])),
     )
-    metadata.create_all(engine)  # the hub's tables sit beside the store's
+    create_tables(engine, metadata)  # the hub's tables sit beside the store's
     relay = OutboxRelay(hub, engine, title=config["PUBLISHER_NAME"], license_url=config["FEED_LICENSE"])
     app.extensions[HUB_KEY] = relay
     _current["relay"] = relay

@@ -49,14 +49,13 @@ from sqlalchemy import (
 )
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from schema.db import make_engine
+from schema.db import create_tables, make_engine
 
 metadata = MetaData()
 
 ROLES = ("admin", "editor")
 UPDATED, DELETED = "updated", "deleted"
 TOKEN_PREFIX = "lfp_"
-SCHEMA_LOCK_KEY = 0x10CA1FEED  # PostgreSQL advisory lock held while creating tables
 
 
 class UTCDateTime(TypeDecorator):
@@ -267,17 +266,8 @@ class Store:
         return cls(make_engine(url))
 
     def create_tables(self) -> None:
-        """Create whatever tables are missing, safely when several processes start at once.
-
-        Each gunicorn worker builds its own app; without the lock, two could both find a
-        table missing and the second CREATE would fail its worker's start.
-        """
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
-            elif conn.dialect.name == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before looking
-            metadata.create_all(conn)
+        """Create whatever tables are missing, safely when several processes start at once."""
+        create_tables(self.engine, metadata)
 
     # -- groups ---------------------------------------------------------------
 

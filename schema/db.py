@@ -6,17 +6,20 @@ ours but ``schema`` (see docs/architecture.md), and both need the same SQLite tu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, func, select
 
 
 def _dumps(value: Any) -> str:
     # Non-string keys become strings, as the standard library's json does.
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
+
+SCHEMA_LOCK_KEY = 0x10CA1FEED  # PostgreSQL advisory lock held while creating tables
 
 # JSON columns hold whole activities: orjson reads and writes them several times faster
 # than the standard library, which a harvest of thousands of items a second notices.
@@ -47,3 +50,23 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, future=True, **_JSON)
+
+
+def create_tables(
+    engine: Engine, metadata: MetaData, seed: Callable[[Connection], None] | None = None
+) -> None:
+    """Create whatever tables of ``metadata`` are missing, safely when several processes start at once.
+
+    Each gunicorn worker builds its own app, and ``create_all`` looks before it creates:
+    without a lock, two workers starting on a new database could both find a table
+    missing, and the second CREATE would fail that worker's start (and, with it, gunicorn).
+    ``seed`` runs under the same lock, for rows that must exist exactly once.
+    """
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
+        elif conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before looking
+        metadata.create_all(conn)
+        if seed is not None:
+            seed(conn)
