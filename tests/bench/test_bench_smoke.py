@@ -1,4 +1,4 @@
-"""A tiny run of each of the harvest and query benchmarks: they run, print their tables, write results.
+"""A tiny run of each benchmark (harvest, query, widget): they run, print their tables, write results.
 
 No timing is asserted (figures belong in docs/performance.md); what is checked is what
 the figures rest on: every item harvested, one request per unchanged source, the
@@ -8,6 +8,9 @@ re-harvest applying exactly the changes, queries answered on both databases.
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -15,6 +18,7 @@ import pytest
 from bench import harvest, query
 from bench.network import published, publisher_network, relocated
 from schema import validate_activity
+from tests.conftest import CHROMIUM, need_service
 
 
 def test_the_synthetic_network_is_valid_seeded_and_varied():
@@ -92,3 +96,27 @@ def test_query_benchmark_builds_reuses_and_loads(postgres_url, tmp_path, capsys)
     finally:
         query.main([*common, "--drop-cache"])
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+@pytest.mark.browser
+def test_widget_benchmark_reports_size_and_first_results(tmp_path):
+    if not Path(CHROMIUM).exists():
+        need_service("Chromium", f"{CHROMIUM} not found")
+    # Its own process: Playwright's sync API runs one instance per thread, and this test
+    # process may hold the browser tests' one.
+    tiny = ["--items", "3000", "--loads", "2", "--warmup", "0", "--chromium", CHROMIUM]
+    run = subprocess.run(
+        [sys.executable, "bench/widget.py", *tiny, "--results", str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "budget 10240 bytes" in run.stdout and "Time to first result" in run.stdout
+    document = orjson.loads((tmp_path / "widget.json").read_bytes())
+    assert document["size"]["gzipped"] == sum(f["gzipped"] for f in document["size"]["files"].values())
+    assert 0 < document["size"]["ratio"] < 1
+    for page in ("widget", "bare"):
+        measured = document["first_result"][page]
+        assert measured["loads"] == 2 and measured["listings_shown"] > 0 and measured["ms"]["p50"] > 0
