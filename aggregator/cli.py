@@ -9,14 +9,14 @@ import threading
 
 import click
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from aggregator import create_app, job_config
+from aggregator import create_app, job_config, search_index
 from aggregator.auth import create_operator
-from aggregator.harvest import harvest_source
+from aggregator.harvest import harvest_source, place_waiting_rows
 from aggregator.jobs import enqueue_due, run_scheduler, start_scheduler
 from aggregator.sources import DiscoveryError, add_source
-from aggregator.store import sources
+from aggregator.store import merged, sources
 
 
 def _app(ctx: click.Context) -> Flask:
@@ -119,6 +119,20 @@ def harvest(ctx: click.Context, source: int | None, all_: bool) -> None:
         failed += result.status in ("error", "gone", "busy", "skipped")
     if failed:
         raise click.exceptions.Exit(1)
+
+
+@main.command()
+@click.pass_context
+def reindex(ctx: click.Context) -> None:
+    """Build the search index again from the merged items, e.g. after an upgrade that changes it."""
+    app = _app(ctx)
+    engine = app.extensions["engine"]
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).where(merged.c.state == "updated")).scalar_one()
+    with click.progressbar(length=total, label="Rebuilding the search index", show_pos=True) as bar:
+        written = search_index.rebuild(engine, on_batch=bar.update)
+    located = place_waiting_rows(engine, job_config(app))  # postcodes new to the table, if any
+    click.echo(f"Search index rebuilt: {written:,} activities; {located} more postcode(s) located.")
 
 
 @main.command("create-operator")

@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -72,11 +72,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from aggregator import geocode
 from aggregator.freshness import capacity_stated_at, confirmed_by_organiser
-from aggregator.store import as_utc, chunks, metadata
+from aggregator.store import as_utc, chunks, merged, metadata
 from schema import next_occurrences
 from schema.price import is_free
 from schema.schedule import DEFAULT_TIMEZONE, WEEKDAYS
@@ -93,6 +93,7 @@ __all__ = [
     "index",
     "index_sources",
     "next_start_split",
+    "rebuild",
     "reindex",
     "reindex_many",
     "remove",
@@ -517,6 +518,41 @@ def roll_forward(conn: Connection, now: datetime, limit: int = 1000) -> int:
             .values(next_start=upcoming[0].start.astimezone(UTC) if upcoming else None, next_from=now)
         )
     return len(due)
+
+
+REBUILD_BATCH = 1000
+
+
+def rebuild(engine: Engine, on_batch: Callable[[int], None] = lambda written: None) -> int:
+    """Drop the search index and build it again from the merged items; returns the rows written.
+
+    The index is derived from the merged items, so nothing is lost: this is how a database
+    made by an earlier version takes up a change to the index's columns, indexes or grid
+    (``CELL_DEGREES``). It is one transaction, so the API answers from the old index (or
+    waits, on PostgreSQL) until the new one is whole. ``on_batch`` is told each batch's size.
+    """
+    now = datetime.now(UTC)
+    tables = (index_sources, documents, index)
+    written = 0
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # else pysqlite would commit each DROP and CREATE alone
+        for table in tables:
+            table.drop(conn, checkfirst=True)
+        for table in tables:
+            table.create(conn)  # with its indexes, as this version defines them
+        after = 0
+        while rows := conn.execute(
+            select(merged.c.id, merged.c.data, merged.c.provenance)
+            .where(merged.c.state == "updated", merged.c.id > after)
+            .order_by(merged.c.id)
+            .limit(REBUILD_BATCH)
+        ).all():
+            reindex_many(conn, [(row.id, row.data, row.provenance) for row in rows], now=now)
+            written += len(rows)
+            after = rows[-1].id
+            on_batch(len(rows))
+    return written
 
 
 def next_start_split(

@@ -6,10 +6,11 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from click.testing import CliRunner
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 
 from aggregator import job_config, search_index
 from aggregator.cli import main
+from aggregator.harvest import harvest_source
 from aggregator.jobs import enqueue_due, enqueue_harvest, start_scheduler
 from aggregator.store import as_utc, utcnow
 from tests.aggregator.conftest import follow, live, source_row
@@ -51,6 +52,38 @@ def test_cli_adds_harvests_and_creates_operators(make_feed, tmp_path):
     assert made.exit_code == 0 and "created" in made.output
     short = runner.invoke(main, ["create-operator", "b@council.example"], input="short\nshort\n", env=env)
     assert short.exit_code == 1 and "shorter than 10" in short.output
+
+
+def test_reindex_rebuilds_the_search_index_from_the_merged_items(make_feed, make_aggregator, database_url):
+    feed = make_feed()
+    for n in range(4):
+        feed.put(weekly_activity(id=f"https://walkers.example/{n}", name=f"Walk {n}"))
+    app = make_aggregator(database_url)
+    source_id = follow(app, feed.feed_url)
+    assert harvest_source(source_id, job_config(app)).status == "ok"
+    feed.delete("https://walkers.example/3")
+    assert harvest_source(source_id, job_config(app)).status == "ok"
+    client, engine = app.test_client(), app.extensions["engine"]
+
+    def found_near() -> list[str]:
+        answer = client.get("/api/activities", query_string={"near": "51.3982,-0.1545", "radius": "2"})
+        return sorted(item["activity"]["name"] for item in answer.get_json()["items"])
+
+    assert found_near() == ["Walk 0", "Walk 1", "Walk 2"]
+    # As an older version's index would be: another grid, a row missing.
+    rows = search_index.index
+    with engine.begin() as conn:
+        first = conn.execute(select(func.min(rows.c.merged_id))).scalar_one()
+        conn.execute(delete(rows).where(rows.c.merged_id == first))
+        conn.execute(update(rows).values(cell=rows.c.cell + 7))
+    assert found_near() == []
+
+    rebuilt = CliRunner().invoke(main, ["reindex"], obj=app)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "Search index rebuilt: 3 activities" in rebuilt.output
+    assert found_near() == ["Walk 0", "Walk 1", "Walk 2"]  # the deleted item stays out
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(search_index.documents)).scalar_one() == 3
 
 
 def test_the_in_process_scheduler_harvests_due_sources_once(make_feed, make_aggregator):
