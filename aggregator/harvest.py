@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from aggregator import geocode, merge, search_index
 from aggregator.adapters import PROVENANCE_KEY, get_adapter
 from aggregator.adapters.base import Page, SourceBusy, SourceGone
+from aggregator.read_ahead import ReadAhead
 from aggregator.store import (
     as_utc,
     chunks,
@@ -268,15 +269,19 @@ def _harvest_held(engine: Engine, lease: _Lease, source_id: int, config: Mapping
         adapter = get_adapter(source.kind)
         with guarded_client(config) as client:
             fetch = SourceFetch(client, resume_url, source.etag, source.last_modified)
-            for page in adapter.pages(fetch, source.feed_url, source.cursor):
-                if result.pages >= page_limit:
-                    # Give other sources a turn; this page is read again from the cursor next time.
-                    result.status = "more"
-                    break
-                with engine.begin() as conn:
-                    apply_page(conn, source, page, fetch, own_url, result)
-                    lease.renew(conn)
-                result.pages += 1
+            pages = adapter.pages(fetch, source.feed_url, source.cursor)
+            # The validators are read as each page arrives, before the next fetch replaces them.
+            with ReadAhead(pages, lambda page: fetch.validators_for(page.cursor or source.feed_url)) as ahead:
+                for page, validators in ahead:
+                    if result.pages >= page_limit:
+                        # Give other sources a turn; this page is read again from the cursor next time.
+                        result.status = "more"
+                        break
+                    ahead.fetch_next()  # the next page travels while this one is written
+                    with engine.begin() as conn:
+                        apply_page(conn, source, page, validators, own_url, result)
+                        lease.renew(conn)
+                    result.pages += 1
             if result.pages == 0 and fetch.last_url == resume_url and fetch.last_response is None:
                 result.status = "not-modified"
     except SourceGone as exc:
@@ -425,9 +430,17 @@ _COPY = [copies.c[name] for name in _Copy._fields]
 
 
 def apply_page(
-    conn: Connection, source: Any, page: Page, fetch: SourceFetch, own_url: str, result: HarvestResult
+    conn: Connection,
+    source: Any,
+    page: Page,
+    validators: tuple[str | None, str | None],
+    own_url: str,
+    result: HarvestResult,
 ) -> None:
     """Apply one page and its cursor; the caller's transaction makes it all-or-nothing.
+
+    ``validators`` (ETag, Last-Modified) are kept with the cursor, for the next harvest's
+    conditional request: :meth:`SourceFetch.validators_for` the cursor, as the page came.
 
     Statements are per page, not per item (bar refused items, which are rare), so a
     page of 500 costs about as much as a page of 5.
@@ -514,8 +527,7 @@ def apply_page(
         detached_from += _drop_missing(conn, source.id, page, result)
     merge.attach(conn, attached, detached_from)
 
-    cursor_url = page.cursor or source.feed_url
-    etag, last_modified = fetch.validators_for(cursor_url)
+    etag, last_modified = validators
     conn.execute(
         update(sources)
         .where(sources.c.id == source.id)

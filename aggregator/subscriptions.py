@@ -40,7 +40,7 @@ from aggregator.adapters import localfeed
 from aggregator.adapters.base import Page
 from aggregator.auth import operator_required
 from aggregator.extensions import csrf
-from aggregator.harvest import HarvestResult, SourceFetch, apply_page, engine_for, guarded_client
+from aggregator.harvest import HarvestResult, apply_page, engine_for, guarded_client
 from aggregator.jobs import enqueue, enqueue_harvest
 from aggregator.store import as_utc, metadata, sources, utcnow
 from schema.fetch import Fetched, FetchError
@@ -382,12 +382,10 @@ def apply_push(config: Mapping[str, Any], source_id: int, body: bytes, media_typ
     )
     decoded: Page = next(localfeed.pages(lambda _url: delivered, source.feed_url, source.cursor))
     decoded.cursor = source.cursor
-    # As after a 304: the stored validators still hold for the (unchanged) cursor.
-    unchanged = SourceFetch(None, resume_url, source.etag, source.last_modified)  # type: ignore[arg-type]
-    unchanged.last_url = resume_url
     result = HarvestResult(source_id, "ok")
     with engine.begin() as conn:
-        apply_page(conn, source, decoded, unchanged, own_url, result)
+        # As after a 304: the stored validators still hold for the (unchanged) cursor.
+        apply_page(conn, source, decoded, (source.etag, source.last_modified), own_url, result)
     return result.updated + result.deleted + result.quarantined
 
 

@@ -167,6 +167,9 @@ def test_a_long_feed_is_walked_in_turns(make_feed, make_aggregator):
     source_id = follow(app, feed.feed_url)
     first = harvest(app, source_id)
     assert (first.status, first.pages, len(live(app))) == ("more", 2, 4)
+    # Pages 1 and 2, and page 3 only to learn there is more (read while page 2 was written).
+    assert len(feed.requests) == 3
+    assert source_row(app, source_id).etag is None  # page 3 was not applied: nothing to ask "changed?" of
     assert due_sources(app.extensions["engine"]) == [source_id]  # straight back in the queue
     second = harvest(app, source_id)
     assert (second.status, len(live(app))) == ("ok", 5)
