@@ -78,6 +78,7 @@ from aggregator import geocode
 from aggregator.freshness import capacity_stated_at, confirmed_by_organiser
 from aggregator.store import as_utc, chunks, merged, metadata
 from schema import next_occurrences
+from schema.db import lock_schema
 from schema.price import is_free
 from schema.schedule import DEFAULT_TIMEZONE, WEEKDAYS
 
@@ -535,8 +536,7 @@ def rebuild(engine: Engine, on_batch: Callable[[int], None] = lambda written: No
     tables = (index_sources, documents, index)
     written = 0
     with engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")  # else pysqlite would commit each DROP and CREATE alone
+        lock_schema(conn)
         for table in tables:
             table.drop(conn, checkfirst=True)
         for table in tables:

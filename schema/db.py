@@ -63,10 +63,21 @@ def create_tables(
     ``seed`` runs under the same lock, for rows that must exist exactly once.
     """
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
-        elif conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before looking
+        lock_schema(conn)
         metadata.create_all(conn)
         if seed is not None:
             seed(conn)
+
+
+def lock_schema(conn: Connection) -> None:
+    """Hold the schema lock for the rest of ``conn``'s transaction, and make its DDL part of it.
+
+    On PostgreSQL, an advisory lock that other processes changing tables wait for. On
+    SQLite, the database's write lock, taken now (``BEGIN IMMEDIATE``): the sqlite3 module
+    would otherwise run each CREATE or DROP outside any transaction, committed alone.
+    Call it first in a transaction.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
