@@ -307,10 +307,8 @@ def publisher_app(publisher: Publisher) -> Flask:
     return create_app({**publisher_settings(publisher), "ALLOW_PRIVATE_NETWORKS": True, "HUB_WORKER": False})
 
 
-def seed(publisher: Publisher) -> None:
+def seed(publisher: Publisher, store: Store) -> None:
     """Accounts, tokens and activities, written the way editors' writes are."""
-    publisher.state_dir.mkdir(parents=True)
-    store: Store = publisher_app(publisher).extensions[STORE_KEY]
     admin = f"admin@{publisher.key}.example"
     publisher.accounts = {"admin": {"email": admin, "password": DEMO_PASSWORD}, "groups": []}
     groups = []
@@ -589,8 +587,13 @@ def _start(network: Network, state_dir: Path, ports: Iterator[int], redis_url: s
     )
 
     say(f"Seeding {len(publishers)} publishers with sample groups, editors, API tokens and activities…")
+    for publisher in publishers:
+        publisher.state_dir.mkdir(parents=True)
+    # The apps are built one at a time: CPython 3.11 can fail when threads compile code at once
+    # ("AST constructor recursion depth mismatch"), as building apps in six threads once did.
+    stores = [publisher_app(publisher).extensions[STORE_KEY] for publisher in publishers]
     with ThreadPoolExecutor(max_workers=len(publishers)) as pool:
-        list(pool.map(seed, publishers))
+        list(pool.map(seed, publishers, stores))
     for publisher in publishers:
         count = sum(len(group.activities) for group in publisher.groups)
         say(f"  {publisher.name}: {len(publisher.groups)} group(s), {count} activities, at {publisher.url}")
