@@ -233,6 +233,13 @@ def init_app(app: Flask) -> OutboxRelay:
     return relay
 
 
+def stop_worker(app: Flask, timeout: float = 10.0) -> None:
+    """Stop the app's hub thread, if it runs one (tests and orderly shutdowns)."""
+    worker = app.extensions.get("publisher.hub_worker")
+    if worker is not None:
+        worker.stop(timeout)
+
+
 def _wake_after_writes(response: Response) -> Response:
     """A successful write may have left outbox records: relay them now (the hub wakes itself)."""
     writes = ("POST", "PUT", "PATCH", "DELETE")

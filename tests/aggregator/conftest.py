@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,28 +31,28 @@ def make_feed(serve) -> Callable[..., FeedServer]:
 
 
 @pytest.fixture
-def make_aggregator(tmp_path) -> Iterator[Callable[..., Flask]]:
+def make_aggregator(tmp_path, request) -> Callable[..., Flask]:
     """``make_aggregator(database_url, **settings)``: an aggregator app on that database.
 
-    Each app's hub thread is stopped at the end, so none outlives its test's database.
+    Each app's hub thread is stopped when the test ends, before any fixture's teardown,
+    so none outlives its test's database.
     """
-    apps: list[Flask] = []
+    numbers = itertools.count(1)
 
     def _make(database_url: str | None = None, **settings: Any) -> Flask:
         config = {
-            "DATABASE_URL": database_url or f"sqlite:///{tmp_path / f'aggregator{len(apps) + 1}.sqlite'}",
+            "DATABASE_URL": database_url or f"sqlite:///{tmp_path / f'aggregator{next(numbers)}.sqlite'}",
             "SECRET_KEY": "test",
             "ALLOW_PRIVATE_NETWORKS": True,
             "FETCH_TIMEOUT": 5.0,
             "TESTING": True,
             **settings,
         }
-        apps.append(create_app(config))
-        return apps[-1]
+        app = create_app(config)
+        request.node.addfinalizer(lambda: stop_worker(app))
+        return app
 
-    yield _make
-    for app in apps:
-        stop_worker(app)
+    return _make
 
 
 def follow(app: Flask, feed_url: str, trust: int = 50, kind: str | None = "localfeed") -> int:

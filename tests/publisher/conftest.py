@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -11,17 +11,17 @@ from flask import Flask
 
 from publisher import create_app
 from publisher.extensions import get_store
+from publisher.hub import stop_worker
 from publisher.store import Store
 
 
 @pytest.fixture
-def make_publisher(tmp_path) -> Iterator[Callable[..., Flask]]:
+def make_publisher(tmp_path, request) -> Callable[..., Flask]:
     """``make_publisher(database_url=None, **config)``: a publisher app in its own instance folder.
 
     Each app's WebSub worker thread (if it started one) is stopped when the test ends,
-    so no thread outlives its test and polls a database that is gone.
+    before any fixture's teardown, so none polls a database that is gone.
     """
-    apps: list[Flask] = []
 
     def _make(database_url: str | None = None, **config: Any) -> Flask:
         settings = {
@@ -35,15 +35,15 @@ def make_publisher(tmp_path) -> Iterator[Callable[..., Flask]]:
         if database_url:
             settings["DATABASE_URL"] = database_url
         app = create_app(settings)
-        apps.append(app)
+
+        def stop() -> None:
+            stop_worker(app)
+            store_of(app).engine.dispose()
+
+        request.node.addfinalizer(stop)
         return app
 
-    yield _make
-    for app in apps:
-        worker = app.extensions.get("publisher.hub_worker")
-        if worker is not None:
-            worker.stop()
-        store_of(app).engine.dispose()
+    return _make
 
 
 @pytest.fixture

@@ -22,10 +22,11 @@ from sqlalchemy import select
 import aggregator
 import publisher
 from aggregator.harvest import harvest_source
-from aggregator.hub import stop_worker
+from aggregator.hub import stop_worker as stop_aggregator_worker
 from aggregator.sources import add_source
 from aggregator.subscriptions import push_subscriptions, subscribe_source
 from publisher.extensions import get_store
+from publisher.hub import stop_worker as stop_publisher_worker
 from publisher.store import Store
 
 
@@ -106,14 +107,12 @@ class World:
         return [item["activity"] for item in answer.json()["items"] if item["activity"]["name"] == name]
 
 
-# Each app's hub worker is a thread of this process: the fixtures stop them, and a test that
-# takes ``database_url`` names it before ``make_world``, so its database outlives them.
+# Each app's hub thread is stopped when the test ends (a finalizer of the test, so it runs
+# before any fixture's teardown): none polls a database that ``database_url`` has dropped.
 
 
 @pytest.fixture
-def make_publisher_app(tmp_path) -> Iterator[Callable[..., Flask]]:
-    apps: list[Flask] = []
-
+def make_publisher_app(tmp_path, request) -> Callable[..., Flask]:
     def _make(**config: Any) -> Flask:
         settings = {
             "INSTANCE_PATH": str(tmp_path / "publisher"),
@@ -124,19 +123,15 @@ def make_publisher_app(tmp_path) -> Iterator[Callable[..., Flask]]:
             "HUB_POLL_SECONDS": 0.2,
             **config,
         }
-        apps.append(publisher.create_app(settings))
-        return apps[-1]
+        app = publisher.create_app(settings)
+        request.node.addfinalizer(lambda: stop_publisher_worker(app))
+        return app
 
-    yield _make
-    for app in apps:
-        if worker := app.extensions.get("publisher.hub_worker"):
-            worker.stop()
+    return _make
 
 
 @pytest.fixture
-def make_aggregator_app(tmp_path) -> Iterator[Callable[..., Flask]]:
-    apps: list[Flask] = []
-
+def make_aggregator_app(tmp_path, request) -> Callable[..., Flask]:
     def _make(**config: Any) -> Flask:
         settings = {
             "DATABASE_URL": f"sqlite:///{tmp_path / 'aggregator.sqlite'}",
@@ -147,12 +142,11 @@ def make_aggregator_app(tmp_path) -> Iterator[Callable[..., Flask]]:
             "HUB_POLL_SECONDS": 0.2,
             **config,
         }
-        apps.append(aggregator.create_app(settings))
-        return apps[-1]
+        app = aggregator.create_app(settings)
+        request.node.addfinalizer(lambda: stop_aggregator_worker(app))
+        return app
 
-    yield _make
-    for app in apps:
-        stop_worker(app)
+    return _make
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ def _created(world, name: str) -> dict:
     return answer.json()
 
 
-def test_an_edit_reaches_the_query_api_by_push_alone(database_url, make_world):
+def test_an_edit_reaches_the_query_api_by_push_alone(make_world, database_url):
     world = make_world(publisher_config={"DATABASE_URL": database_url})
     subscription = world.subscription()
     assert subscription.hub_url == world.publisher_url + "/websub"
@@ -181,7 +181,7 @@ def test_a_recreated_publisher_delivers_what_the_old_one_did_not(make_world, mak
     restarted.extensions["publisher.hub_worker"].stop()
 
 
-def test_the_aggregator_pushes_its_merged_feed_to_its_own_subscribers(database_url, make_world, serve):
+def test_the_aggregator_pushes_its_merged_feed_to_its_own_subscribers(make_world, serve, database_url):
     """A county aggregator following this one gets each merged change, signed, with provenance."""
     world = make_world(aggregator_config={"DATABASE_URL": database_url})
     topic = world.aggregator_url + "/feeds/activities"
