@@ -138,8 +138,8 @@ def _utcnow() -> datetime:
 
 
 # Table() puts itself in metadata.tables before it is fully built, so a second thread
-# defining (or creating) the same tables could see a half-made one: apps built in parallel
-# threads (the demo seeds its publishers so) define them one at a time.
+# defining (or creating) the same tables could see a half-made one: hubs built in parallel
+# threads on one metadata define them one at a time.
 _defining = threading.Lock()
 
 

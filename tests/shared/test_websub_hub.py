@@ -370,9 +370,9 @@ def test_tables_can_share_one_metadata_with_an_app():
 
 
 def test_hubs_built_in_parallel_threads_share_whole_tables():
-    """Apps built in threads at once (as the demo seeds its publishers), each with its own
-    database, define the hub's tables on one metadata and create them; none may see another's
-    table half made (a few rounds in a hundred did)."""
+    """Hubs built in threads at once, each with its own database, define their tables on one
+    metadata and create them; none may see another's table half made (a few rounds in a
+    hundred did before the lock)."""
     failures: list[BaseException] = []
 
     def build(metadata: MetaData, start: threading.Barrier) -> None:
