@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from click.testing import CliRunner
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from aggregator import job_config, search_index
 from aggregator.cli import main
 from aggregator.harvest import harvest_source
 from aggregator.jobs import enqueue_due, enqueue_harvest, start_scheduler
-from aggregator.store import as_utc, utcnow
+from aggregator.store import as_utc, merged, utcnow
 from tests.aggregator.conftest import follow, live, source_row
 from tests.factories import weekly_activity
 
@@ -84,6 +85,26 @@ def test_reindex_rebuilds_the_search_index_from_the_merged_items(make_feed, make
     assert found_near() == ["Walk 0", "Walk 1", "Walk 2"]  # the deleted item stays out
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(search_index.documents)).scalar_one() == 3
+
+
+def test_a_rebuild_that_fails_leaves_the_old_index_whole(make_feed, make_aggregator, database_url):
+    """The rebuild is one transaction, DROP and CREATE included (SQLite would commit those alone)."""
+    feed = make_feed()
+    for n in range(2):
+        feed.put(weekly_activity(id=f"https://walkers.example/{n}", name=f"Walk {n}"))
+    app = make_aggregator(database_url)
+    assert harvest_source(follow(app, feed.feed_url), job_config(app)).status == "ok"
+    engine = app.extensions["engine"]
+    with engine.begin() as conn:  # a merged item the index cannot take (no lastVerified)
+        broken = weekly_activity(id="https://walkers.example/x")
+        del broken["lastVerified"]
+        conn.execute(insert(merged).values(item_id=broken["id"], data=broken, change_number=99))
+
+    with pytest.raises(KeyError, match="lastVerified"):
+        search_index.rebuild(engine)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(search_index.index)).scalar_one() == 2
+        assert conn.execute(select(func.count()).select_from(search_index.documents)).scalar_one() == 2
 
 
 def test_the_in_process_scheduler_harvests_due_sources_once(make_feed, make_aggregator):
