@@ -30,9 +30,9 @@ CHROMIUM_ARGS = [
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]  # WCAG 2.2 A and AA
 
 
-def need_service(name: str, reason: str) -> None:
-    """Skip (outside CI) or fail (in CI) because ``name`` is not available."""
-    message = f"{name} is not available ({reason}); start it, or set the TEST_* URL for it"
+def need_service(name: str, reason: str, fix: str = "start it, or set the TEST_* URL for it") -> None:
+    """Skip (outside CI) or fail (in CI) because ``name`` is not available; ``fix`` says what to do."""
+    message = f"{name} is not available ({reason}); {fix}"
     if os.environ.get("CI"):
         pytest.fail(message + " — CI must run every test")
     pytest.skip(message)

@@ -7,6 +7,7 @@ and bytes on the wire are the ones a harvest sees.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,8 +18,11 @@ from aggregator.harvest import SourceFetch
 from schema.fetch import GuardedClient
 from tests.conftest import LiveServer, need_service
 
-# The real-world examples other people wrote (see their README for sources and licences).
-SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples"
+# The real-world examples other people wrote (see their README for sources and licences):
+# beside the checkout, as ../shared/samples, unless TEST_SAMPLES names the folder.
+SAMPLES = Path(
+    os.environ.get("TEST_SAMPLES") or Path(__file__).resolve().parents[2] / ".." / "shared" / "samples"
+)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
@@ -26,7 +30,11 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def samples() -> Path:
     """The shared samples folder; skipped (outside CI) where this checkout has none."""
     if not (SAMPLES / "README.md").exists():
-        need_service("shared samples", f"no sample feeds at {SAMPLES.resolve()}")
+        need_service(
+            "shared samples",
+            f"no sample feeds at {SAMPLES.resolve()}",
+            "set TEST_SAMPLES to the folder holding them (a checkout beside ../shared finds it by itself)",
+        )
     return SAMPLES
 
 
