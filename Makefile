@@ -21,7 +21,7 @@ test: lint
 
 # A whole network on this machine (see docs/deploying.md); Ctrl-C stops it.
 demo: $(VENV)/.installed
-	$(PY) -m publisher.demo $(DEMO_ARGS)
+	$(PY) -m demo $(DEMO_ARGS)
 
 # The benchmarks (not part of `make test`): each prints its table and writes bench/results/<name>.json.
 bench: $(VENV)/.installed

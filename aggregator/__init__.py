@@ -13,8 +13,8 @@ from typing import Any
 
 from flask import Flask
 
-from schema.config import load_config, persistent_secret_key, trust_proxies
-from schema.db import make_engine
+from federation.config import load_config, persistent_secret_key, trust_proxies
+from federation.db import make_engine
 
 DEFAULTS: dict[str, Any] = {
     "INSTANCE_PATH": "",  # unset: Flask's instance folder

@@ -17,13 +17,13 @@ from sqlalchemy import select
 
 from aggregator.adapters import PROVENANCE_KEY
 from aggregator.store import as_utc, merged, utcnow
-from schema.feedpaging import cached_response, rpde_response
-from schema.feeds import ATOM_MEDIA_TYPE, ICAL_MEDIA_TYPE, FeedInfo, Tombstone, render_atom, render_ical
+from federation.feedpaging import cached_response, rpde_response
+from federation.feeds import ATOM_MEDIA_TYPE, ICAL_MEDIA_TYPE, FeedInfo, Tombstone, render_atom, render_ical
 from schema.rpde import DEFAULT_LICENSE, deleted_item, updated_item
 
 bp = Blueprint("feeds", __name__)
 
-PAGE_SIZE = 500  # RPDE paging and caching are schema.feedpaging's, as at a publisher
+PAGE_SIZE = 500  # RPDE paging and caching are federation.feedpaging's, as at a publisher
 OTHER_FEEDS_MAX_AGE = 60  # Atom and iCalendar, as at a publisher
 # Tombstones stay in the Atom feed this long so that readers see the deletion.
 TOMBSTONE_DAYS = 30

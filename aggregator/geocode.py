@@ -34,7 +34,7 @@ from sqlalchemy import Column, DateTime, Float, String, Table, bindparam, select
 from sqlalchemy.engine import Connection
 
 from aggregator.store import as_utc, chunks, metadata
-from schema.fetch import FetchError, GuardedClient
+from federation.fetch import FetchError, GuardedClient
 
 __all__ = [
     "ChainGeocoder",

@@ -38,9 +38,9 @@ from aggregator.store import (
     sources,
     utcnow,
 )
+from federation.db import make_engine
+from federation.fetch import AddressPolicy, Fetched, FetchError, GuardedClient
 from schema import is_valid_activity, validate_activity
-from schema.db import make_engine
-from schema.fetch import AddressPolicy, Fetched, FetchError, GuardedClient
 from schema.rpde import PageError
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 The merged table is already a change log: every change to a merged item takes the next
 change number, and numbers commit in order (``store.next_change_number``). So the relay
 needs no outbox written by the merge: it keeps a cursor, the last change number it has
-pushed, and moves it in the same transaction as :meth:`schema.websub.Hub.publish` queues
+pushed, and moves it in the same transaction as :meth:`federation.websub.Hub.publish` queues
 the fat pings. A crash loses nothing; a restart resumes from the cursor.
 
 Who does the work: a thread started by ``init_app`` (unless ``HUB_WORKER`` is false) that
@@ -28,13 +28,13 @@ from aggregator.extensions import csrf
 from aggregator.feeds import republished_provenance
 from aggregator.harvest import guarded_client
 from aggregator.store import CHANGES, as_utc, counter, merged, metadata, utcnow
+from federation.config import load_config
+from federation.db import create_tables
+from federation.feeds import ATOM_MEDIA_TYPE, FeedInfo, Tombstone, render_atom
+from federation.websub import AppHubWorker, Hub
+from federation.websub import jobs as websub_jobs
+from federation.websub.hub import LeasePolicy, RetryPolicy
 from schema import rpde
-from schema.config import load_config
-from schema.db import create_tables
-from schema.feeds import ATOM_MEDIA_TYPE, FeedInfo, Tombstone, render_atom
-from schema.websub import AppHubWorker, Hub
-from schema.websub import jobs as websub_jobs
-from schema.websub.hub import LeasePolicy, RetryPolicy
 
 log = logging.getLogger(__name__)
 

@@ -77,8 +77,8 @@ from sqlalchemy.engine import Connection, Engine
 from aggregator import geocode
 from aggregator.freshness import capacity_stated_at, confirmed_by_organiser
 from aggregator.store import as_utc, chunks, merged, metadata
+from federation.db import lock_schema
 from schema import next_occurrences
-from schema.db import lock_schema
 from schema.price import is_free
 from schema.schedule import DEFAULT_TIMEZONE, WEEKDAYS
 

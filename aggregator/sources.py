@@ -41,7 +41,7 @@ from aggregator.harvest import guarded_client
 from aggregator.jobs import enqueue_harvest
 from aggregator.merge import recompute
 from aggregator.store import as_utc, copies, merged, next_change_number, quarantine, sources, utcnow
-from schema.fetch import FetchError, GuardedClient
+from federation.fetch import FetchError, GuardedClient
 
 bp = Blueprint("sources", __name__)
 

@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from schema.db import create_tables
+from federation.db import create_tables
 
 metadata = MetaData()
 

@@ -43,9 +43,8 @@ from aggregator.extensions import csrf
 from aggregator.harvest import HarvestResult, apply_page, engine_for, guarded_client
 from aggregator.jobs import enqueue, enqueue_harvest
 from aggregator.store import as_utc, metadata, sources, utcnow
-from schema.fetch import Fetched, FetchError
-from schema.rpde import PageError, decode_page, encode_page
-from schema.websub import (
+from federation.fetch import Fetched, FetchError
+from federation.websub import (
     check_verification,
     discover,
     new_callback_token,
@@ -54,7 +53,8 @@ from schema.websub import (
     subscribe_request,
     verify_delivery,
 )
-from schema.websub.subscriber import CHALLENGE_HEADERS, granted_lease
+from federation.websub.subscriber import CHALLENGE_HEADERS, granted_lease
+from schema.rpde import PageError, decode_page, encode_page
 
 log = logging.getLogger(__name__)
 

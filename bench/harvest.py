@@ -59,9 +59,9 @@ from bench.common import (
     write_results,
 )
 from bench.network import Publisher, published, publisher_network
+from federation.fetch import Fetched
 from publisher import create_app as create_publisher
 from publisher.extensions import get_store
-from schema.fetch import Fetched
 from schema.resources import shared
 
 BUDGET_ITEMS_PER_SECOND = 10_000

@@ -1,6 +1,6 @@
 """A synthetic network for the benchmarks: N publishers x M activities spread over a region, seeded.
 
-Built on ``publisher.sample_data`` (the demo's plausible groups and activities), with the
+Built on ``demo.sample_data`` (the demo's plausible groups and activities), with the
 spread real listings have on top: some one-off events among the weekly and monthly
 series, some activities on two days a week, descriptions from one line to several
 paragraphs, age ranges and languages on a few. Each publisher is an umbrella body for
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from publisher.sample_data import DAYS, TIMES, sample_network
+from demo.sample_data import DAYS, TIMES, sample_network
 
 # Towns of Great Britain with a rough weight (population, in hundreds of thousands) and how
 # far from the centre their activities spread, in km.

@@ -62,7 +62,7 @@ from bench.common import (
     write_results,
 )
 from bench.network import TOWNS, pick_town, published, publisher_network, relocated
-from schema.db import make_engine
+from federation.db import make_engine
 from schema.vocab import ids as vocabulary_ids
 
 BUDGET_P95_MS = 50.0

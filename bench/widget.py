@@ -35,7 +35,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 
 from bench.common import LoopbackServer, gunicorn, percentiles, table, write_results
 from bench.query import build, town_postcodes
-from schema.db import make_engine
+from federation.db import make_engine
 
 WIDGETS = Path(__file__).resolve().parent.parent / "widgets"
 BUDGET_BYTES = 10 * 1024

@@ -13,9 +13,9 @@ from typing import Any
 
 from flask import Flask
 
+from federation.config import load_config, persistent_secret_key, trust_proxies
 from publisher.extensions import STORE_KEY, csrf, limiter
 from publisher.store import Store
-from schema.config import load_config, persistent_secret_key, trust_proxies
 
 DEFAULTS: dict[str, Any] = {
     "INSTANCE_PATH": "",  # unset: Flask's instance folder

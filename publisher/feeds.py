@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
+from federation.feedpaging import cached_response, rpde_response
+from federation.feeds import ATOM_MEDIA_TYPE, ICAL_MEDIA_TYPE, FeedInfo, Tombstone, render_atom, render_ical
 from publisher.extensions import get_store, hub_url, limiter, public_rate_limit, public_url
 from publisher.store import StoredActivity
 from schema import rpde
-from schema.feedpaging import cached_response, rpde_response
-from schema.feeds import ATOM_MEDIA_TYPE, ICAL_MEDIA_TYPE, FeedInfo, Tombstone, render_atom, render_ical
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 limiter.limit(public_rate_limit)(bp)
@@ -21,7 +21,7 @@ limiter.limit(public_rate_limit)(bp)
 RPDE_PATH = "/feeds/activities"
 ATOM_PATH = "/feeds/activities.atom"
 ICAL_PATH = "/feeds/activities.ics"
-OTHER_FEEDS_MAX_AGE = 60  # RPDE pages' caching is schema.feedpaging's
+OTHER_FEEDS_MAX_AGE = 60  # RPDE pages' caching is federation.feedpaging's
 
 
 def feed_links() -> dict[str, str]:

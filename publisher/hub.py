@@ -4,7 +4,7 @@ Each change is written with an outbox record in the change's own transaction
 (``publisher.store``). The :class:`OutboxRelay` turns those records into fat pings —
 an RPDE page of the changed items for the RPDE topic, an Atom document of the changed
 entries for the Atom topic — and marks them relayed *in the same transaction* as
-:meth:`schema.websub.Hub.publish` queues the deliveries. A crash therefore loses no
+:meth:`federation.websub.Hub.publish` queues the deliveries. A crash therefore loses no
 change and a restarted publisher resumes where it stopped: all state is in SQL.
 
 Who does the work: a :class:`PublisherHubWorker` thread (no Redis needed), started by
@@ -25,20 +25,20 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, current_app, render_template, request
 from sqlalchemy import Connection, Engine, and_, select, update
 
+from federation.config import load_config
+from federation.db import create_tables
+from federation.feeds import ATOM_MEDIA_TYPE, FeedInfo, Tombstone, render_atom
+from federation.fetch import GuardedClient
+from federation.websub import AppHubWorker, Hub
+from federation.websub import jobs as websub_jobs
+from federation.websub.hub import LeasePolicy, RetryPolicy
+from federation.websub.worker import PRUNE_EVERY
 from publisher import admin
 from publisher.auth import admin_required
 from publisher.extensions import STORE_KEY, csrf, get_store, public_url
 from publisher.feeds import ATOM_PATH, RPDE_PATH
 from publisher.store import DELETED, Store, metadata, outbox
 from schema import rpde
-from schema.config import load_config
-from schema.db import create_tables
-from schema.feeds import ATOM_MEDIA_TYPE, FeedInfo, Tombstone, render_atom
-from schema.fetch import GuardedClient
-from schema.websub import AppHubWorker, Hub
-from schema.websub import jobs as websub_jobs
-from schema.websub.hub import LeasePolicy, RetryPolicy
-from schema.websub.worker import PRUNE_EVERY
 
 log = logging.getLogger(__name__)
 

@@ -32,11 +32,11 @@ from flask import Blueprint, Flask, current_app, flash, redirect, render_templat
 from sqlalchemy import Column, Integer, String, Table, Text, UniqueConstraint, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from federation.config import load_config
 from publisher import admin, editing, mail
 from publisher.auth import admin_required
 from publisher.extensions import STORE_KEY, clock, public_url
 from publisher.store import Group, Store, StoredActivity, UTCDateTime, metadata
-from schema.config import load_config
 
 log = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ from sqlalchemy import (
 )
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from schema.db import create_tables, make_engine
+from federation.db import create_tables, make_engine
 
 metadata = MetaData()
 

@@ -5,8 +5,9 @@ from here::
 
     from schema import validate_activity, next_occurrences
 
-This package imports nothing else of Localfeed's. It also hosts protocol code both apps
-share (``fetch``, ``websub``, ``feeds``, ``db``, ``config``), which is not part of the contract.
+This package imports nothing else of Localfeed's, and no web, database or network library
+(``tests/schema/test_imports.py`` holds it to that): the protocol code both apps share is in
+``federation``.
 """
 
 from schema.postcode import normalise_postcode

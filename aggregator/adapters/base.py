@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from schema.fetch import Fetched
+from federation.fetch import Fetched
 
 
 class SourceGone(Exception):
@@ -64,7 +64,7 @@ class Page:
 
 # ``fetch(url)`` is a guarded GET made by the harvest: it sends conditional headers
 # and returns ``None`` for 304 Not Modified, raises SourceGone / SourceBusy /
-# schema.fetch.FetchError, and returns the response otherwise.
+# federation.fetch.FetchError, and returns the response otherwise.
 Fetch = Callable[[str], "Fetched | None"]
 
 

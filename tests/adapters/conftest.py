@@ -15,7 +15,7 @@ import pytest
 from flask import Flask, Response, request
 
 from aggregator.harvest import SourceFetch
-from schema.fetch import GuardedClient
+from federation.fetch import GuardedClient
 from tests.conftest import LiveServer, need_service
 
 # The real-world examples other people wrote (see their README for sources and licences):

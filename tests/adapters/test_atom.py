@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from aggregator.adapters import atom, detect
 from aggregator.adapters.mapping import VERIFIED_BY
+from federation.feeds.atom import Tombstone, render_atom
+from federation.feeds.common import FeedInfo
 from schema import validate_activity
-from schema.feeds.atom import Tombstone, render_atom
-from schema.feeds.common import FeedInfo
 from tests.factories import event_activity, weekly_activity
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)

@@ -12,9 +12,9 @@ import recurring_ical_events
 
 from aggregator.adapters import detect, ical
 from aggregator.adapters.mapping import VERIFIED_BY
+from federation.feeds.common import FeedInfo
+from federation.feeds.ical import render_ical
 from schema import next_occurrences, validate_activity
-from schema.feeds.common import FeedInfo
-from schema.feeds.ical import render_ical
 from tests.adapters.conftest import FIXTURES
 from tests.factories import event_activity, weekly_activity
 
@@ -280,7 +280,7 @@ def test_past_events_are_left_out(site, fetch_for, samples):
 
 
 def test_a_publishers_own_calendar_round_trips():
-    """Our publisher's .ics (schema.feeds.ical) reads back as the same schedule and event times."""
+    """Our publisher's .ics (federation.feeds.ical) reads back as the same schedule and event times."""
     info = FeedInfo(
         title="Mitcham Walkers",
         self_url="https://p.example/feeds/activities.ics",

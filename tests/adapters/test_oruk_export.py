@@ -14,9 +14,9 @@ from aggregator.harvest import harvest_source
 from aggregator.oruk import service_id
 from aggregator.sources import add_source
 from aggregator.store import quarantine, sources
-from schema.feeds.atom import render_atom
-from schema.feeds.common import FeedInfo
-from schema.feeds.ical import render_ical
+from federation.feeds.atom import render_atom
+from federation.feeds.common import FeedInfo
+from federation.feeds.ical import render_ical
 from tests.adapters.conftest import FIXTURES
 from tests.adapters.directory import SHED, Directory
 from tests.factories import event_activity, weekly_activity

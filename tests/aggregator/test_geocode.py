@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine
 
 from aggregator import geocode
 from aggregator.store import metadata
-from schema.db import make_engine
-from schema.fetch import GuardedClient
+from federation.db import make_engine
+from federation.fetch import GuardedClient
 
 DATA = Path(__file__).parent / "data"
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

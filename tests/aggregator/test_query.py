@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from aggregator import geocode, query, search_index
 from aggregator.freshness import Thresholds
 from aggregator.store import metadata
-from schema.db import make_engine
+from federation.db import make_engine
 from tests.factories import event_activity, weekly_activity
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # a Friday; the next Tuesday is the 24th

@@ -46,7 +46,7 @@ class DemoProcess:
             [
                 sys.executable,
                 "-m",
-                "publisher.demo",
+                "demo",
                 "--no-browser",
                 "--redis-url",
                 REDIS_TEST_URL,

@@ -19,7 +19,7 @@ from tests.publisher.conftest import store_of
 def test_secret_key_is_generated_once_and_kept(tmp_path, caplog, monkeypatch):
     monkeypatch.delenv("SECRET_KEY", raising=False)
     config = {"INSTANCE_PATH": str(tmp_path / "instance"), "HUB_WORKER": False}
-    with caplog.at_level(logging.WARNING, logger="schema.config"):
+    with caplog.at_level(logging.WARNING, logger="federation.config"):
         first = create_app(config)
     assert "SECRET_KEY is not set" in caplog.text
     second = create_app(config)

@@ -12,7 +12,7 @@ from functools import partial
 
 import pytest
 
-from schema.fetch import AddressPolicy
+from federation.fetch import AddressPolicy
 
 PUBLIC_HOST = "127.0.0.2"
 

@@ -7,7 +7,7 @@ import time
 import pytest
 from flask import Flask, Response, redirect, request
 
-from schema.fetch import (
+from federation.fetch import (
     AddressPolicy,
     BlockedAddress,
     FetchError,

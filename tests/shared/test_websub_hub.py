@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import MetaData, create_engine, select
 
-from schema.fetch import GuardedClient
-from schema.websub import HubWorker, subscribe_request, verify_delivery
-from schema.websub.hub import LeasePolicy, RetryPolicy, define_tables
+from federation.fetch import GuardedClient
+from federation.websub import HubWorker, subscribe_request, verify_delivery
+from federation.websub.hub import LeasePolicy, RetryPolicy, define_tables
 
 from .websub_world import HUB_URL, OTHER_TOPIC, TOPIC, Clock, Subscriber, make_hub, topic_owner
 
@@ -361,7 +361,7 @@ def test_the_worker_thread_delivers_when_woken(world):
 def test_tables_can_share_one_metadata_with_an_app():
     metadata = MetaData()
     clock = Clock()
-    from schema.websub import Hub
+    from federation.websub import Hub
 
     first = Hub(metadata, engine=lambda: None, topics=set, hub_url=HUB_URL, client=GuardedClient, now=clock)
     second = Hub(metadata, engine=lambda: None, topics=set, hub_url=HUB_URL, client=GuardedClient, now=clock)

@@ -7,8 +7,8 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.registry import ScheduledJobRegistry
 
-from schema.fetch import GuardedClient
-from schema.websub import jobs, subscribe_request
+from federation.fetch import GuardedClient
+from federation.websub import jobs, subscribe_request
 
 from . import websub_world
 from .websub_world import TOPIC, Clock, Subscriber, make_hub, topic_owner

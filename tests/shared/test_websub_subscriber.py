@@ -10,8 +10,8 @@ import httpx
 import pytest
 from flask import Flask, Response
 
-from schema.fetch import Fetched, GuardedClient
-from schema.websub import (
+from federation.fetch import Fetched, GuardedClient
+from federation.websub import (
     Discovery,
     check_verification,
     discover,
@@ -21,7 +21,7 @@ from schema.websub import (
     sign,
     verify,
 )
-from schema.websub.subscriber import granted_lease, verify_delivery
+from federation.websub.subscriber import granted_lease, verify_delivery
 
 BODY = b'{"items":[],"next":"https://example.org/feed?afterChangeNumber=3"}'
 

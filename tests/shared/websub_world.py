@@ -14,10 +14,10 @@ from typing import Any
 from flask import Flask, Response, redirect, request
 from sqlalchemy import MetaData
 
-from schema.db import make_engine
-from schema.fetch import GuardedClient
-from schema.websub import Hub, check_verification
-from schema.websub.subscriber import CHALLENGE_HEADERS
+from federation.db import make_engine
+from federation.fetch import GuardedClient
+from federation.websub import Hub, check_verification
+from federation.websub.subscriber import CHALLENGE_HEADERS
 
 TOPIC = "http://publisher.test/feeds/activities"
 OTHER_TOPIC = "http://publisher.test/feeds/activities.atom"

@@ -17,11 +17,11 @@ from aggregator import job_config
 from aggregator.auth import create_operator
 from aggregator.store import sources
 from aggregator.subscriptions import push_subscriptions, renew_subscriptions, subscribe_source
+from federation.fetch import GuardedClient
+from federation.websub import discover, sign, subscribe_request
 from publisher.hub import HUB_KEY
 from publisher.store import outbox
-from schema.fetch import GuardedClient
 from schema.rpde import encode_page, updated_item
-from schema.websub import discover, sign, subscribe_request
 from tests.factories import weekly_activity
 from tests.shared.websub_world import Subscriber
 from tests.websub.conftest import wait_for

@@ -1,6 +1,6 @@
 """A thread that runs a hub's due work: the no-Redis way to deliver.
 
-The work itself is in SQL (see :mod:`schema.websub.hub`), so this thread holds nothing a
+The work itself is in SQL (see :mod:`federation.websub.hub`), so this thread holds nothing a
 restart could lose: a new worker on the same database picks up where the old one stopped.
 """
 

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, Timezone, vRecur
 
+from federation.feeds.common import FeedInfo, summary_text
 from schema import vocab
-from schema.feeds.common import FeedInfo, summary_text
 from schema.schedule import DEFAULT_TIMEZONE, INACTIVE_STATUSES, except_starts, series_start, to_rrule
 
 ICAL_MEDIA_TYPE = "text/calendar"

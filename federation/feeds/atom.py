@@ -21,8 +21,8 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
+from federation.feeds.common import FeedInfo, summary_text
 from schema import vocab
-from schema.feeds.common import FeedInfo, summary_text
 
 ATOM_MEDIA_TYPE = "application/atom+xml"
 TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"

@@ -1,10 +1,10 @@
 """The hub's work as plain functions, for rq (or cron, or a CLI).
 
 An rq job must be importable by name and take picklable arguments, so a job names the
-app's function that returns its :class:`~schema.websub.hub.Hub` (``"package.module:function"``)
+app's function that returns its :class:`~federation.websub.hub.Hub` (``"package.module:function"``)
 instead of carrying the hub; that function should return the same hub on every call::
 
-    hub.on_wake(lambda: queue.enqueue(schema.websub.jobs.run_due, "aggregator.push:current_hub"))
+    hub.on_wake(lambda: queue.enqueue(federation.websub.jobs.run_due, "aggregator.push:current_hub"))
 
 When it runs under rq, :func:`run_due` schedules itself again for the next retry that falls
 due (``enqueue_at``: run the worker with ``--with-scheduler``), so a failed delivery is

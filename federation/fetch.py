@@ -1,7 +1,6 @@
 """The one guarded HTTP client every outbound request goes through.
 
-Not part of the contract: it lives in ``schema`` only because it is the one package both
-apps may import, and a guard written twice is a guard that drifts.
+Both apps fetch from strangers, and a guard written twice is a guard that drifts.
 
 Feeds, hub callbacks and discovery URLs come from strangers, so a fetch must not become
 a way into the operator's own network (SSRF) or a way to exhaust a worker. The client:

@@ -1,6 +1,6 @@
 """Configuration loading for both apps: defaults, then environment, then the mapping given.
 
-Shared here (not part of the contract) because both apps read their settings the same way.
+Both apps read their settings the same way, so the rule is written once, here.
 """
 
 from __future__ import annotations

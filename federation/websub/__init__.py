@@ -1,7 +1,6 @@
 """A W3C WebSub hub and subscriber toolkit, mounted by both the publisher and the aggregator.
 
-Not part of the contract: it lives in ``schema`` only because it is the one package both
-apps may import (docs/architecture.md), and the protocol must not be written twice.
+Both apps are hubs and the aggregator is also a subscriber: the protocol is written once, here.
 
 - :mod:`.signing` — ``X-Hub-Signature`` HMACs;
 - :mod:`.hub` — :class:`Hub`: tables, the ``POST /websub`` blueprint, intent verification,

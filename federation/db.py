@@ -1,7 +1,6 @@
 """Database engines for both apps.
 
-Lives in ``schema`` because the publisher and the aggregator may import nothing of
-ours but ``schema`` (see docs/architecture.md), and both need the same SQLite tuning.
+Both apps need the same SQLite tuning and the same schema lock, so they live here once.
 """
 
 from __future__ import annotations

@@ -38,11 +38,11 @@ import httpx
 from flask import Flask, render_template
 from werkzeug.serving import make_server
 
+from demo.sample_data import BOROUGH_CENTRE, SampleGroup, sample_network
 from publisher import create_app
 from publisher.editing import save_activity
 from publisher.extensions import STORE_KEY
 from publisher.hub import HUB_KEY
-from publisher.sample_data import BOROUGH_CENTRE, SampleGroup, sample_network
 from publisher.store import Store
 
 DEMO_PASSWORD = "localfeed-demo"  # one password for every demo account; long enough for both apps
@@ -457,11 +457,11 @@ def harvested(aggregator: Aggregator, publishers: list[Publisher]) -> Callable[[
 
 def surgery_site(aggregator_url: str) -> Flask:
     """The made-up GP surgery's home page, embedding the aggregator's widget."""
-    app = Flask(__name__, root_path=str(Path(__file__).parent))  # templates from publisher/templates
+    app = Flask(__name__, root_path=str(Path(__file__).parent))  # templates from demo/templates
 
     @app.get("/")
     def home() -> str:
-        return render_template("demo/surgery.html", surgery=SURGERY, aggregator=aggregator_url)
+        return render_template("surgery.html", surgery=SURGERY, aggregator=aggregator_url)
 
     return app
 
@@ -711,6 +711,3 @@ Edit an activity as the editor, then reload the surgery page. Press Ctrl-C to st
 """
     )
 
-
-if __name__ == "__main__":
-    main()

@@ -12,7 +12,7 @@ An app plugs it in with a few lines::
     hub.wake()
 
 All state is in SQL, so the work survives a restart and needs no Redis: a
-:class:`~schema.websub.worker.HubWorker` thread or the rq jobs in :mod:`schema.websub.jobs`
+:class:`~federation.websub.worker.HubWorker` thread or the rq jobs in :mod:`federation.websub.jobs`
 call :meth:`Hub.run_pending` (intent verification) and :meth:`Hub.deliver_due` (content
 distribution). Rows are claimed for a short while before the HTTP call, so several
 workers can share the tables without sending the same request twice at once.

@@ -1,8 +1,7 @@
 """Serving an RPDE feed over HTTP: the ``afterChangeNumber`` cursor, the next-page link, caching.
 
-Not part of the contract. It lives in ``schema`` because the publisher and the aggregator
-both serve RPDE pages and may import nothing else of ours, and the rules must be the
-same at both: a follower walks either with the same harvest code.
+The publisher and the aggregator both serve RPDE pages, and the rules must be the same at
+both: a follower walks either with the same harvest code.
 
 - the cursor is ``afterChangeNumber``, a whole number from 0 (absent means 0); anything
   else is a ``400`` whose message says what to do;
