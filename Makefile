@@ -1,4 +1,4 @@
-# Localfeed: `make test` sets up .venv (if missing or out of date) and runs ruff and the test suite.
+# Localfeed: `make test` sets up .venv (if missing or out of date) and runs ruff, mypy and the test suite.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
@@ -12,6 +12,7 @@ $(VENV)/.installed: pyproject.toml
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy schema federation publisher aggregator demo bench
 
 # Two processes by default (the tests are mostly waiting on servers); PYTEST_ARGS overrides.
 PYTEST_ARGS ?= -n 2

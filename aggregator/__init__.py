@@ -1,8 +1,8 @@
 """The aggregator: follows the feeds an operator trusts, validates, merges and republishes them.
 
-``create_app`` is the only entry point; harvest jobs build their own engine from the
-plain configuration mapping ``job_config(app)`` returns, so they run the same in-process
-or in an rq worker.
+``create_app`` is the only entry point; harvest and hub jobs build their own engine from
+the plain configuration mapping ``aggregator.settings.job_config(app)`` returns, so they
+run the same in-process or in an rq worker.
 """
 
 from __future__ import annotations
@@ -13,47 +13,9 @@ from typing import Any
 
 from flask import Flask
 
+from aggregator.settings import DEFAULTS
 from federation.config import load_config, persistent_secret_key, trust_proxies
 from federation.db import make_engine
-
-DEFAULTS: dict[str, Any] = {
-    "INSTANCE_PATH": "",  # unset: Flask's instance folder
-    "DATABASE_URL": "",  # unset: a SQLite file in the instance folder
-    "REDIS_URL": "",  # unset: harvest jobs run in-process
-    "RQ_QUEUE": "localfeed",
-    "SECRET_KEY": "",  # unset: generated once and kept in the instance folder
-    "PUBLIC_URL": "",  # unset: derived from each request
-    "AGGREGATOR_NAME": "Localfeed aggregator",
-    "ALLOW_PRIVATE_NETWORKS": False,
-    # Comma-separated CIDR ranges fetched as if public while private ones stay refused
-    # (an internal server the operator trusts without opening the whole network).
-    "FETCH_PUBLIC_NETWORKS": "",
-    "FETCH_MAX_BYTES": 10_000_000,
-    "FETCH_TIMEOUT": 30.0,  # seconds for one whole request, redirects and body included
-    "HARVEST_PAGE_LIMIT": 200,  # pages one job walks before giving other sources a turn
-    "HARVEST_INTERVAL": 900,  # seconds between polls of a healthy source
-    "HARVEST_BACKOFF_MAX": 6 * 3600,  # longest wait after repeated failures
-    "HARVEST_LEASE": 900,  # seconds a harvest holds its source past its last page (a killed worker's expires)
-    "JOB_TIMEOUT": 3600,  # seconds an rq worker lets one job run before stopping it
-    "SCHEDULER_TICK": 15.0,  # seconds between the scheduler's looks for due sources
-    "LOGIN_RATE_LIMIT": "10 per minute",
-    "SESSION_COOKIE_SAMESITE": "Lax",  # the operator's session is not sent on other sites' posts
-    "RATELIMIT_ENABLED": True,
-    "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-* headers are believed
-    "RATELIMIT_STORAGE_URI": "memory://",  # e.g. redis://... to count across processes
-    "PUBLIC_FORM_RATE_LIMIT": "5 per minute",
-    "POSTCODE_CSV": "",  # a postcode file (ONS Postcode Directory or Code-Point Open layout)
-    "POSTCODES_API_URL": "",  # a postcodes.io-compatible service, asked after the file
-    # Freshness (aggregator.freshness): days since the organiser last confirmed a listing.
-    "FRESH_DAYS": 90,
-    "AGEING_DAYS": 180,
-    "STALE_DAYS": 365,  # older listings are expired: hidden from searches, kept
-    "CAPACITY_MAX_AGE_DAYS": 14,  # an older "spaces"/"full" is shown as unknown
-    "SOURCE_UNREACHABLE_DAYS": 14,  # listings whose every source has failed this long are flagged
-    "API_CACHE_SECONDS": 60,  # Cache-Control max-age of query API answers
-    "API_RATE_LIMIT": "300 per minute",  # per client address, on the public query API
-    "WIDGETS_DIR": "",  # unset: the widgets/ folder shipped with the code, served under /widgets/
-}
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -70,11 +32,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(settings)
     trust_proxies(app)
 
-    from aggregator import search_index  # noqa: F401  (its table joins store.metadata before create_all)
     from aggregator.store import init_store
 
     engine = make_engine(app.config["DATABASE_URL"])
-    init_store(engine)
+    init_store(engine, auto_upgrade=app.config["DATABASE_AUTO_UPGRADE"])
     app.extensions["engine"] = engine
 
     from aggregator.extensions import csrf, limiter
@@ -100,16 +61,3 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     subscriptions.init_app(app)  # WebSub callbacks from sources' hubs, /operator/subscriptions
     hub.init_app(app)  # POST /websub for the merged feed, and push of its changes
     return app
-
-
-def job_config(app: Flask) -> dict[str, Any]:
-    """The settings a harvest job needs, as plain values that rq can pickle into Redis.
-
-    The secret key stays out: jobs sign nothing, and Redis is no place for it.
-    """
-    plain = (str, int, float, bool, type(None))
-    return {
-        key: value
-        for key, value in app.config.items()
-        if key.isupper() and key != "SECRET_KEY" and isinstance(value, plain)
-    }

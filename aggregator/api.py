@@ -11,15 +11,16 @@ same search with the same geocoder, clock and freshness thresholds as the API.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
 
 from aggregator import freshness, geocode, openapi, query
 from aggregator.extensions import limiter
+from federation.clock import clock
 
 bp = Blueprint("api", __name__)
 
@@ -30,11 +31,6 @@ DEFAULT_RATE_LIMIT = "300 per minute"
 
 def _rate_limit() -> str:
     return current_app.config.get("API_RATE_LIMIT") or DEFAULT_RATE_LIMIT
-
-
-def clock(app: Flask) -> Callable[[], datetime]:
-    """The app's clock: the ``CLOCK`` setting (a callable, for tests) or the real time."""
-    return app.config.get("CLOCK") or (lambda: datetime.now(UTC))
 
 
 def geocoder_for(app: Flask) -> geocode.Geocoder:
@@ -87,7 +83,7 @@ def _cors(response: Response) -> Response:
 
 
 @bp.errorhandler(429)
-def _too_many(error: Exception) -> Response:
+def _too_many(error: HTTPException) -> Response:
     return _error(
         429, f"Too many requests from your address ({error.description}). Wait a minute and try again."
     )

@@ -16,6 +16,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from aggregator.extensions import limiter
 from aggregator.store import operators
+from federation.db import inserted_id
 
 bp = Blueprint("auth", __name__)
 
@@ -34,9 +35,9 @@ def create_operator(engine: Engine, email: str, password: str) -> int:
     with engine.begin() as conn:
         if conn.execute(select(operators.c.id).where(operators.c.email == email)).first():
             raise ValueError(f"An operator with email {email} already exists; log in, or pick another email.")
-        return conn.execute(
+        return inserted_id(conn.execute(
             insert(operators).values(email=email, password_hash=generate_password_hash(password))
-        ).inserted_primary_key[0]
+        ))
 
 
 def operator_required(view: View) -> View:

@@ -9,14 +9,16 @@ import threading
 
 import click
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
-from aggregator import create_app, job_config, search_index
+from aggregator import create_app, search_index
 from aggregator.auth import create_operator
 from aggregator.harvest import harvest_source, place_waiting_rows
 from aggregator.jobs import enqueue_due, run_scheduler, start_scheduler
+from aggregator.settings import job_config
 from aggregator.sources import DiscoveryError, add_source
-from aggregator.store import merged, sources
+from aggregator.store import MIGRATIONS, merged, sources
+from federation.dbcommands import db_commands
 
 
 def _app(ctx: click.Context) -> Flask:
@@ -146,3 +148,11 @@ def create_operator_command(ctx: click.Context, email: str, password: str) -> No
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Operator {email} created.")
+
+
+def _upgraded() -> Engine:
+    """The app's engine, its database upgraded as the app starts (``db upgrade``)."""
+    return create_app({"HUB_WORKER": False, "DATABASE_AUTO_UPGRADE": True}).extensions["engine"]
+
+
+main.add_command(db_commands(MIGRATIONS, _upgraded))

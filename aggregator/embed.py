@@ -18,10 +18,11 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, url_for
 from werkzeug.security import safe_join
 
 from aggregator import api, geocode, query
+from federation.clock import clock
 from schema import schedule, vocab
 from schema.price import describe_price
 
@@ -268,6 +269,7 @@ def embed_list() -> Response:
         entries = [present(item, aff) for item in body["items"]]
         if body.get("next_cursor"):
             next_url = url_for(".embed_list", **{**request.args.to_dict(), "cursor": body["next_cursor"]})
+    print_query: dict[str, Any] = {k: v for k, v in params.items() if k != "cursor"}  # Any: as url_for's
     page = render_template(
         "embed/list.html",
         entries=entries,
@@ -275,7 +277,7 @@ def embed_list() -> Response:
         next_url=next_url,
         args=request.args,
         heading=request.args.get("heading") or "What's on nearby",
-        print_url=url_for(".embed_print", **{k: v for k, v in params.items() if k != "cursor"}),
+        print_url=url_for(".embed_print", **print_query),
         **form_choices(),
     )
     return iframe_friendly(Response(page, status=400 if error else 200))
@@ -311,7 +313,7 @@ def embed_print() -> Response:
         entries=entries,
         error=error,
         summary=describe_query(params),
-        printed=api.clock(current_app)().astimezone(LONDON),
+        printed=clock(current_app)().astimezone(LONDON),
         list_url=url_for(".embed_list", _external=True, **params),
     )
     return Response(page, status=400 if error else 200)
@@ -367,7 +369,7 @@ def builder() -> str:
     if request.args.get("controls"):
         attributes["controls"] = ""
     api_names = {"categories": "category", "audiences": "audience", "has_space": "has_space"}
-    embed_query = {
+    embed_query: dict[str, Any] = {  # Any: url_for's other keywords are not str
         api_names.get(param, param): value
         for param, value in chosen.items()
         if param not in ("layout", "limit")
@@ -389,7 +391,7 @@ def builder() -> str:
 def vocab_labels() -> Response:
     """The vocabularies' labels for the widget, so it shows the words the schema owns."""
     body = {kind: dict(vocab_choices(kind)) for kind in ("categories", "audiences", "accessibility")}
-    response = current_app.json.response(body)
+    response = jsonify(body)
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.cache_control.public = True
     response.cache_control.max_age = 3600
@@ -430,7 +432,9 @@ def widget_file(filename: str) -> Response:
     ETag, so a fix reaches every site within a day without anyone editing their page.
     """
     version = widget_version(filename)
-    path = Path(safe_join(str(widgets_dir()), filename))
+    joined = safe_join(str(widgets_dir()), filename)
+    assert joined is not None  # widget_version has answered 404 otherwise
+    path = Path(joined)
     media_type = MEDIA_TYPES.get(path.suffix)
     if media_type is None:
         abort(404)
@@ -442,4 +446,5 @@ def widget_file(filename: str) -> Response:
         response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     else:
         response.headers["Cache-Control"] = "public, max-age=86400, stale-while-revalidate=604800"
-    return response.make_conditional(request)
+    response.make_conditional(request)  # changes the response in place (and returns it, typed as werkzeug's)
+    return response

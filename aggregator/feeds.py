@@ -9,17 +9,28 @@ other never echo items back and forth.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import select
+from sqlalchemy import Connection, or_, select
 
 from aggregator.adapters import PROVENANCE_KEY
-from aggregator.store import as_utc, merged, utcnow
+from aggregator.store import merged
+from federation.clock import utcnow
 from federation.feedpaging import cached_response, rpde_response
-from federation.feeds import ATOM_MEDIA_TYPE, ICAL_MEDIA_TYPE, FeedInfo, Tombstone, render_atom, render_ical
-from schema.rpde import DEFAULT_LICENSE, deleted_item, updated_item
+from federation.feeds import (
+    ATOM_MEDIA_TYPE,
+    ATOM_PATH,
+    ICAL_MEDIA_TYPE,
+    ICAL_PATH,
+    RPDE_PATH,
+    Change,
+    FeedBuilder,
+    render_ical,
+)
+from schema.rpde import DEFAULT_LICENSE
 
 bp = Blueprint("feeds", __name__)
 
@@ -34,12 +45,57 @@ def own_url() -> str:
     return (current_app.config.get("PUBLIC_URL") or request.url_root).rstrip("/")
 
 
-def republished_provenance(provenance: list[dict[str, Any]], via: str) -> list[dict[str, Any]]:
+def republished_provenance(provenance: Sequence[Mapping[str, Any]], via: str) -> list[dict[str, Any]]:
     """The provenance a follower sees: each source, and the aggregators it came through, then us."""
     return [
         {"source_url": entry["source_url"], "item_id": entry["item_id"], "via": [*entry.get("via", []), via]}
         for entry in provenance
     ]
+
+
+class MergedFeedBuilder(FeedBuilder):
+    """A publisher's items, each with its provenance as a follower sees it from ``base``."""
+
+    def rpde_item(self, change: Change, base: str) -> dict[str, Any]:
+        item = super().rpde_item(change, base)
+        if not change.deleted:
+            item[PROVENANCE_KEY] = republished_provenance(change.provenance, base)
+        return item
+
+
+def feed_builder(config: Mapping[str, Any]) -> MergedFeedBuilder:
+    """The merged feeds' items and metadata, for polling (``bp``) and pushing (``aggregator.hub``) alike."""
+    name = config["AGGREGATOR_NAME"]
+    return MergedFeedBuilder(
+        title=name,
+        license_url=DEFAULT_LICENSE,
+        subtitle=f"Community activities followed and merged by {name}.",
+    )
+
+
+def merged_change(row: Any) -> Change:
+    """A row of the merged table as the feeds list it."""
+    return Change(
+        id=row.item_id,
+        change_number=row.change_number,
+        state=row.state,
+        kind=row.kind,
+        data=row.data,
+        when=row.modified_at,
+        provenance=row.provenance or (),
+    )
+
+
+def merged_changes(conn: Connection, *where: Any, limit: int | None = None) -> list[Change]:
+    """The merged items matching ``where``, oldest change first."""
+    m = merged.c
+    query = (
+        select(m.item_id, m.change_number, m.state, m.kind, m.data, m.modified_at, m.provenance)
+        .where(*where)
+        .order_by(m.change_number)
+        .limit(limit)
+    )
+    return [merged_change(row) for row in conn.execute(query)]
 
 
 def _open(response: Response) -> Response:
@@ -48,79 +104,35 @@ def _open(response: Response) -> Response:
     return response
 
 
-@bp.get("/feeds/activities")
+@bp.get(RPDE_PATH)
 def activities() -> Response:
     """One RPDE page of the merged set, after the change number the reader has reached."""
-    return _open(rpde_response(f"{own_url()}/feeds/activities", _changes, PAGE_SIZE, DEFAULT_LICENSE))
+    builder = feed_builder(current_app.config)
+    return _open(rpde_response(own_url() + RPDE_PATH, _changes, PAGE_SIZE, builder.license_url))
 
 
 def _changes(after: int, limit: int) -> list[dict[str, Any]]:
-    engine = current_app.extensions["engine"]
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                merged.c.item_id,
-                merged.c.kind,
-                merged.c.state,
-                merged.c.data,
-                merged.c.provenance,
-                merged.c.change_number,
-            )
-            .where(merged.c.change_number > after)
-            .order_by(merged.c.change_number)
-            .limit(limit)
-        ).all()
-    base = own_url()
-    items = []
-    for row in rows:
-        if row.state == "deleted":
-            items.append(deleted_item(row.item_id, row.change_number, row.kind))
-            continue
-        item = updated_item(row.item_id, row.change_number, row.data, row.kind)
-        item[PROVENANCE_KEY] = republished_provenance(row.provenance, base)
-        items.append(item)
-    return items
+    with current_app.extensions["engine"].connect() as conn:
+        changes = merged_changes(conn, merged.c.change_number > after, limit=limit)
+    builder, base = feed_builder(current_app.config), own_url()
+    return [builder.rpde_item(change, base) for change in changes]
 
 
-def _feed_info(path: str) -> FeedInfo:
-    base = own_url()
-    name = current_app.config["AGGREGATOR_NAME"]
-    return FeedInfo(
-        title=name,
-        self_url=f"{base}{path}",
-        home_url=f"{base}/",
-        hub_url=f"{base}/websub",  # aggregator.hub
-        license_url=DEFAULT_LICENSE,
-        subtitle=f"Community activities followed and merged by {name}.",
-    )
-
-
-def _current() -> list[dict[str, Any]]:
-    engine = current_app.extensions["engine"]
-    with engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(merged.c.data).where(merged.c.state == "updated").order_by(merged.c.change_number)
-            ).scalars()
-        )
-
-
-@bp.get("/feeds/activities.atom")
+@bp.get(ATOM_PATH)
 def activities_atom() -> Response:
+    """Every merged activity as an Atom entry, and the deletions of the last TOMBSTONE_DAYS as tombstones."""
     since = utcnow() - timedelta(days=TOMBSTONE_DAYS)
-    engine = current_app.extensions["engine"]
-    with engine.connect() as conn:
-        deleted = conn.execute(
-            select(merged.c.item_id, merged.c.modified_at).where(
-                merged.c.state == "deleted", merged.c.change_number > 0, merged.c.modified_at >= since
-            )
-        ).all()
-    tombstones = [Tombstone(row.item_id, as_utc(row.modified_at)) for row in deleted]
-    body = render_atom(_feed_info("/feeds/activities.atom"), _current(), tombstones)
+    recently_deleted = (merged.c.change_number > 0) & (merged.c.modified_at >= since)
+    with current_app.extensions["engine"].connect() as conn:
+        changes = merged_changes(conn, or_(merged.c.state == "updated", recently_deleted))
+    body = feed_builder(current_app.config).atom(changes, own_url())
     return _open(cached_response(body, ATOM_MEDIA_TYPE, OTHER_FEEDS_MAX_AGE))
 
 
-@bp.get("/feeds/activities.ics")
+@bp.get(ICAL_PATH)
 def activities_ics() -> Response:
-    body = render_ical(_feed_info("/feeds/activities.ics"), _current())
+    with current_app.extensions["engine"].connect() as conn:
+        changes = merged_changes(conn, merged.c.state == "updated")
+    info = feed_builder(current_app.config).info(own_url(), ICAL_PATH)
+    body = render_ical(info, [change.data for change in changes if change.data is not None])
     return _open(cached_response(body, ICAL_MEDIA_TYPE, OTHER_FEEDS_MAX_AGE))

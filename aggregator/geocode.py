@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-import re
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -30,11 +29,13 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from sqlalchemy import Column, DateTime, Float, String, Table, bindparam, select, update
+from sqlalchemy import Column, Float, String, Table, bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from aggregator.store import as_utc, chunks, metadata
+from aggregator.store import chunks, metadata
+from federation.db import UTCDateTime
 from federation.fetch import FetchError, GuardedClient
+from schema import normalise_postcode
 
 __all__ = [
     "ChainGeocoder",
@@ -49,7 +50,6 @@ __all__ = [
     "learn",
     "learn_many",
     "locate",
-    "normalise_postcode",
     "osgb36_to_wgs84",
     "postcodes",
 ]
@@ -63,23 +63,12 @@ UNKNOWN_TTL = timedelta(days=1)
 postcodes = Table(
     "postcodes",
     metadata,
-    Column("postcode", String(8), primary_key=True),  # normalised: "CR4 1HT"
+    Column("postcode", String(8), primary_key=True),  # schema.normalise_postcode: "CR4 1HT"
     Column("lat", Float),  # null when the geocoders said they do not know it
     Column("lon", Float),
     Column("origin", String(8), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
-
-_POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$")
-
-
-def normalise_postcode(text: str) -> str | None:
-    """``" cr41ht "`` → ``"CR4 1HT"``; None when the text is not shaped like a UK postcode."""
-    compact = "".join(text.split()).upper()
-    if not _POSTCODE.match(compact):
-        return None
-    return f"{compact[:-3]} {compact[-3:]}"
-
 
 class Geocoder(Protocol):
     """Anything that can place a normalised postcode; None means "not known here"."""
@@ -185,6 +174,7 @@ def _positions(first: list[str], rows: Iterable[list[str]], path: Path) -> Itera
                 if abs(position[0]) > 90:  # ONS: 99.999999 = no grid reference
                     continue
             else:
+                assert east is not None and north is not None  # else the file was refused above
                 position = osgb36_to_wgs84(float(row[east]), float(row[north]))
         except (IndexError, ValueError):
             continue  # a short or blank row in an operator's file is skipped, not fatal
@@ -414,7 +404,7 @@ def locate(conn: Connection, postcode: str, geocoder: Geocoder, now: datetime) -
     if row is not None:
         if row.lat is not None:
             return row.lat, row.lon
-        if as_utc(row.updated_at) > now - UNKNOWN_TTL:
+        if row.updated_at > now - UNKNOWN_TTL:
             return None
     if isinstance(geocoder, NoGeocoder):
         return None  # nobody was asked, so there is no answer worth remembering

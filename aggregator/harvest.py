@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -28,17 +28,9 @@ from aggregator import geocode, merge, search_index
 from aggregator.adapters import PROVENANCE_KEY, get_adapter
 from aggregator.adapters.base import Page, SourceBusy, SourceGone
 from aggregator.read_ahead import ReadAhead
-from aggregator.store import (
-    as_utc,
-    chunks,
-    copies,
-    init_store,
-    next_change_number,
-    quarantine,
-    sources,
-    utcnow,
-)
-from federation.db import make_engine
+from aggregator.store import chunks, copies, counter, init_store, quarantine, sources
+from federation.clock import utcnow
+from federation.db import make_engine, next_change_numbers
 from federation.fetch import AddressPolicy, Fetched, FetchError, GuardedClient
 from schema import is_valid_activity, validate_activity
 from schema.rpde import PageError
@@ -46,6 +38,27 @@ from schema.rpde import PageError
 log = logging.getLogger(__name__)
 
 _engines: dict[str, Engine] = {}
+
+
+class SourceRow(Protocol):
+    """The columns of a ``sources`` row the harvest reads: a ``select(sources)`` Row gives them."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def feed_url(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def cursor(self) -> str | None: ...
+    @property
+    def etag(self) -> str | None: ...
+    @property
+    def last_modified(self) -> str | None: ...
+    @property
+    def failures(self) -> int: ...
 
 
 def engine_for(database_url: str) -> Engine:
@@ -354,11 +367,13 @@ _BAD_PAGE_FIX = "Ask the publisher to check their feed against the Localfeed fee
 _BUG_FIX = "This is a fault in the aggregator, not the source: report it with this message."
 
 
-def _problem(source: Any, cause: str, fix: str) -> dict[str, str]:
+def _problem(source: SourceRow, cause: str, fix: str) -> dict[str, str]:
     return {"thing": f"The feed {source.feed_url}", "cause": cause, "fix": fix, "at": utcnow().isoformat()}
 
 
-def _record_success(engine: Engine, source: Any, config: Mapping[str, Any], result: HarvestResult) -> None:
+def _record_success(
+    engine: Engine, source: SourceRow, config: Mapping[str, Any], result: HarvestResult
+) -> None:
     now = utcnow()
     wait = 0 if result.status == "more" else int(config.get("HARVEST_INTERVAL", 900))
     with engine.begin() as conn:
@@ -378,7 +393,7 @@ def _record_success(engine: Engine, source: Any, config: Mapping[str, Any], resu
 
 def _record_failure(
     engine: Engine,
-    source: Any,
+    source: SourceRow,
     config: Mapping[str, Any],
     result: HarvestResult,
     status: str,
@@ -431,7 +446,7 @@ _COPY = [copies.c[name] for name in _Copy._fields]
 
 def apply_page(
     conn: Connection,
-    source: Any,
+    source: SourceRow,
     page: Page,
     validators: tuple[str | None, str | None],
     own_url: str,
@@ -446,16 +461,16 @@ def apply_page(
     page of 500 costs about as much as a page of 5.
     """
     # Queue behind any other writer first (the counter row), so merges never interleave.
-    next_change_number(conn)
+    next_change_numbers(conn, counter)
     latest = {change.id: change for change in page.changes}  # the last word on each id counts
     existing = _copies_of(conn, source.id, latest)
     now = utcnow()
     resolved: set[str] = set()  # refs whose earlier problems are gone
-    refused: list[tuple[str, list[dict[str, str]], Any]] = []
-    dropped: list[Any] = []
+    refused: list[tuple[str, list[dict[str, str]], dict[str, Any] | None]] = []
+    dropped: list[_Copy] = []
     new_rows: list[dict[str, Any]] = []
     changed_rows: list[dict[str, Any]] = []
-    attached: list[Any] = []  # copy rows as they now stand, for the merge
+    attached: list[_Copy] = []  # copy rows as they now stand, for the merge
     for change in latest.values():
         ref = change.ref or change.id
         data = dict(change.data) if change.data is not None else None
@@ -535,8 +550,8 @@ def apply_page(
     )
 
 
-def _copies_of(conn: Connection, source_id: int, item_ids: Iterable[str]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
+def _copies_of(conn: Connection, source_id: int, item_ids: Iterable[str]) -> dict[str, _Copy]:
+    found: dict[str, _Copy] = {}
     for chunk in chunks(item_ids):
         rows = conn.execute(
             select(*_COPY).where(copies.c.source_id == source_id, copies.c.item_id.in_(chunk))
@@ -600,7 +615,12 @@ def _drop_missing(conn: Connection, source_id: int, page: Page, result: HarvestR
 
 
 def _quarantine(
-    conn: Connection, source_id: int, ref: str, problems: list[dict[str, str]], data: Any, now: datetime
+    conn: Connection,
+    source_id: int,
+    ref: str,
+    problems: list[dict[str, str]],
+    data: dict[str, Any] | None,
+    now: datetime,
 ) -> None:
     updated = conn.execute(
         update(quarantine)
@@ -622,4 +642,4 @@ def due_sources(engine: Engine, now: datetime | None = None) -> list[int]:
         rows = conn.execute(
             select(sources.c.id, sources.c.next_attempt_at).where(sources.c.state == "approved")
         ).all()
-    return [row.id for row in rows if row.next_attempt_at is None or as_utc(row.next_attempt_at) <= now]
+    return [row.id for row in rows if row.next_attempt_at is None or row.next_attempt_at <= now]

@@ -19,7 +19,9 @@ from sqlalchemy import update
 
 from aggregator import search_index
 from aggregator.harvest import due_sources, engine_for, harvest_source
-from aggregator.store import sources, utcnow
+from aggregator.store import sources
+from federation.clock import utcnow
+from federation.queue import queue_for
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +38,7 @@ def enqueue(func: Callable[..., Any], *args: Any, config: Mapping[str, Any] | No
     """
     config = config if config is not None else current_app.config
     if config.get("REDIS_URL"):
-        from redis import Redis
-        from rq import Queue
-
-        queue = Queue(config.get("RQ_QUEUE", "localfeed"), connection=Redis.from_url(config["REDIS_URL"]))
+        queue = queue_for(config["REDIS_URL"], config.get("RQ_QUEUE", "localfeed"))
         return queue.enqueue(func, *args, job_timeout=int(config.get("JOB_TIMEOUT", 3600)))
     return _pool.submit(_logged, func, *args)
 
@@ -53,7 +52,7 @@ def _logged(func: Callable[..., Any], *args: Any) -> Any:
 
 
 def enqueue_harvest(source_id: int, config: Mapping[str, Any]) -> Any:
-    """Queue a harvest of one source; ``config`` is ``aggregator.job_config(app)``, plain and picklable."""
+    """Queue a harvest of one source; ``config`` is ``settings.job_config(app)``, plain and picklable."""
     return enqueue(harvest_source, source_id, dict(config), config=config)
 
 

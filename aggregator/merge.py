@@ -8,7 +8,7 @@ The merged item shows the winning copy (most trusted source, then most recently
 verified) and lists every copy in its provenance.
 
 Every function here runs inside the caller's transaction, which has already taken the
-change counter's row lock (``store.next_change_number``), so merges never race. Work is
+change counter's row lock (``federation.db.next_change_numbers``), so merges never race. Work is
 done a page at a time, in a fixed number of statements (plus the search index's own),
 because a harvest applies thousands of items a second.
 """
@@ -26,7 +26,10 @@ from sqlalchemy.engine import Connection
 
 from aggregator import search_index
 from aggregator.adapters.mapping import VERIFIED_BY, VERIFIED_BY_HARVEST
-from aggregator.store import chunks, copies, merge_keys, merged, next_change_numbers, sources, utcnow
+from aggregator.store import chunks, copies, counter, merge_keys, merged, sources
+from federation.clock import utcnow
+from federation.db import next_change_numbers
+from schema import normalise_postcode
 
 
 def _normalise_name(name: str) -> str:
@@ -55,12 +58,13 @@ def _schedule_signature(activity: dict[str, Any]) -> str | None:
 
 def match_key(activity: dict[str, Any]) -> str | None:
     """The careful look-alike key, or None when the activity has no postcode or schedule to go on."""
-    postcode = ((activity.get("location") or {}).get("address") or {}).get("postalCode")
+    address = (activity.get("location") or {}).get("address") or {}
+    postcode = normalise_postcode(address.get("postalCode") or "")
     signature = _schedule_signature(activity)
     name = _normalise_name(activity.get("name") or "")
     if not postcode or not signature or not name:
         return None
-    return f"match:{name}|{postcode.replace(' ', '').upper()}|{signature}"
+    return f"match:{name}|{postcode}|{signature}"
 
 
 def uri_keys(activity: dict[str, Any]) -> set[str]:
@@ -124,7 +128,7 @@ def _assign(conn: Connection, attached: Sequence[Any]) -> set[int]:
                 if not any(source == copy.source_id and other != copy.id for source, other in members[m])
             }
             target = min(alike) if alike else homes[copy.data["id"]]
-        for key in uris[copy.id] | ({looks[copy.id]} if looks[copy.id] else set()):
+        for key in uris[copy.id] | set(filter(None, [looks[copy.id]])):
             key_map[key].add(target)  # later copies on this page find it too
         members[target].add((copy.source_id, copy.id))
         assignments.append({"b_copy": copy.id, "b_merged": target})
@@ -238,7 +242,7 @@ def recompute(conn: Connection, merged_ids: Iterable[int | None]) -> None:
     if not changed:
         return
     stamp = utcnow()
-    for values, number in zip(changed, next_change_numbers(conn, len(changed)), strict=True):
+    for values, number in zip(changed, next_change_numbers(conn, counter, len(changed)), strict=True):
         values.update(b_change_number=number, b_modified_at=stamp)
     columns = ("state", "kind", "data", "provenance", "change_number", "modified_at")
     conn.execute(

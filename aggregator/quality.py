@@ -24,10 +24,10 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, reque
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from aggregator.api import clock
 from aggregator.auth import operator_required
 from aggregator.freshness import confirmed_by_organiser
 from aggregator.store import copies, quarantine, sources
+from federation.clock import clock
 
 bp = Blueprint("quality", __name__)
 

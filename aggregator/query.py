@@ -34,8 +34,8 @@ from sqlalchemy.engine import Connection
 
 from aggregator import freshness, geocode
 from aggregator import search_index as si
-from aggregator.store import as_utc, merge_keys, sources
-from schema import next_occurrences
+from aggregator.store import merge_keys, sources
+from schema import next_occurrences, normalise_postcode
 from schema.vocab import ids as vocabulary_ids
 
 __all__ = [
@@ -166,7 +166,7 @@ def _place(conn: Connection, near: str, geocoder: geocode.Geocoder, now: datetim
                 "near",
             )
         return lat, lon
-    postcode = geocode.normalise_postcode(near)
+    postcode = normalise_postcode(near)
     if postcode is None:
         raise QueryError(
             f"'{near}' is not a UK postcode (like 'CR4 1AA') "
@@ -198,7 +198,7 @@ def parse(conn: Connection, params: Mapping[str, str], geocoder: geocode.Geocode
             "'radius' needs a place to measure from: add near=<postcode> or near=lat,lon.", "radius"
         )
     # A postcode is echoed as it is normally written ("cr41aa" → "CR4 1AA"), for headings.
-    shown_near = (geocode.normalise_postcode(near) or near) if near else None
+    shown_near = (normalise_postcode(near) or near) if near else None
     echo.update(near=shown_near, lat=query.lat, lon=query.lon, radius_km=query.radius_km)
 
     query.categories = _listed(params, "category", _vocabulary("categories"), "category")
@@ -359,7 +359,7 @@ def _failing_sources(
             sources.c.failures > 0, sources.c.last_success_at < thresholds.source_reachable_since(now)
         )
     )
-    return {row.id: as_utc(row.last_success_at) for row in rows}
+    return {row.id: row.last_success_at for row in rows}
 
 
 def _first_rank(
@@ -408,16 +408,18 @@ def _candidates(
     # Key positions decided in SQL: the rank when it is computed, chord² when there is ``near``
     # (without it every chord² is 0, and leaving it out lets the next_start index serve the order).
     decided = [0] * isinstance(rank, ColumnElement) + [1] * near + [2, 3]
-    order = [[ranked, chord2, c.next_start, c.merged_id][i] for i in decided]
+    keys: list[ColumnElement[Any]] = [ranked, chord2, c.next_start, c.merged_id]
+    order = [keys[i] for i in decided]
     fixed = [i for i in range(2) if i not in decided]
-    ours = tuple((rank, 0.0)[i] for i in fixed)
+    # A rank computed in SQL is among the decided positions, so never in ``ours``.
+    ours: tuple[float, ...] = tuple((rank if isinstance(rank, int) else 0, 0.0)[i] for i in fixed)
     if after is not None and tuple(after[i] for i in fixed) > ours:
         return []
     current = select(c.merged_id, c.next_start, chord2, ranked).where(*where, is_current)
     if after is not None and tuple(after[i] for i in fixed) == ours:
         current = current.where(_after(order, [after[i] for i in decided]))
     found = [
-        (row.rank, row.chord2, as_utc(row.next_start), row.merged_id)
+        (row.rank, row.chord2, row.next_start, row.merged_id)
         for row in conn.execute(current.order_by(*order).limit(wanted))
     ]
     recompute = (
@@ -471,7 +473,7 @@ def search(
     page: list[Key] = []
     if query.lat is not None:
         # Near a place: one scan of the circle computes each row's rank and the order sorts on it.
-        rank = case((first, 0), else_=1)
+        rank: int | ColumnElement[int] = case((first, 0), else_=1)
         page = _candidates(conn, query, where, rank, after, query.limit + 1, now, split)
     else:
         # Everywhere: one walk down the next_start index per rank, stopping once the page is full.
@@ -536,7 +538,11 @@ def _sources_of(conn: Connection, provenances: Sequence[Sequence[Mapping[str, An
 
 def vouched_by(provenance: Sequence[Mapping[str, Any]], known: Mapping[int, Any]) -> list[str]:
     """Who has checked the item's sources (an operator marking a source "checked by us"), once each."""
-    names = (getattr(known.get(entry.get("source_id")), "checked_by", None) for entry in provenance)
+    names = (
+        getattr(known.get(entry["source_id"]), "checked_by", None)
+        for entry in provenance
+        if "source_id" in entry
+    )
     return list(dict.fromkeys(name for name in names if name))
 
 

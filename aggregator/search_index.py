@@ -55,7 +55,6 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Date,
-    DateTime,
     Float,
     Index,
     Integer,
@@ -76,9 +75,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from aggregator import geocode
 from aggregator.freshness import capacity_stated_at, confirmed_by_organiser
-from aggregator.store import as_utc, chunks, merged, metadata
-from federation.db import lock_schema
-from schema import next_occurrences
+from aggregator.store import chunks, merged, metadata
+from federation.clock import utcnow
+from federation.db import UTCDateTime, lock_schema
+from schema import next_occurrences, normalise_postcode
 from schema.price import is_free
 from schema.schedule import DEFAULT_TIMEZONE, WEEKDAYS
 
@@ -134,13 +134,13 @@ index = Table(
     Column("audiences", Text, nullable=False),
     Column("accessibility", Text, nullable=False),
     Column("capacity_status", String(16)),
-    Column("capacity_at", DateTime(timezone=True)),
+    Column("capacity_at", UTCDateTime),
     Column("last_verified", Date, nullable=False),
     Column("confirmed", Boolean, nullable=False),  # False: lastVerified is only our harvest date
     Column("status", String(16), nullable=False),
     Column("text", Text, nullable=False),  # name, organiser, place, description, folded: for ``q``
-    Column("next_start", DateTime(timezone=True)),  # null: no session after next_from
-    Column("next_from", DateTime(timezone=True), nullable=False),
+    Column("next_start", UTCDateTime),  # null: no session after next_from
+    Column("next_from", UTCDateTime, nullable=False),
 )
 
 # The documents a result shows, kept apart so that index rows stay small: a radius query
@@ -362,7 +362,7 @@ def _capacity_stated_at(activity: Mapping[str, Any]) -> datetime | None:
 
 def _postcode(activity: Mapping[str, Any]) -> str | None:
     raw = (((activity.get("location") or {}).get("address") or {}).get("postalCode")) or ""
-    return geocode.normalise_postcode(raw)
+    return normalise_postcode(raw)
 
 
 def _own_position(activity: Mapping[str, Any]) -> tuple[float, float] | None:
@@ -403,7 +403,7 @@ def reindex_many(
     postcode and geo teaches the table that postcode (the latest such item's word
     counts), and places every row that was waiting for it.
     """
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     latest = {str(merged_id): (activity, provenance) for merged_id, activity, provenance in items}
     if not latest:
         return
@@ -532,7 +532,7 @@ def rebuild(engine: Engine, on_batch: Callable[[int], None] = lambda written: No
     (``CELL_DEGREES``). It is one transaction, so the API answers from the old index (or
     waits, on PostgreSQL) until the new one is whole. ``on_batch`` is told each batch's size.
     """
-    now = datetime.now(UTC)
+    now = utcnow()
     tables = (index_sources, documents, index)
     written = 0
     with engine.begin() as conn:
@@ -574,6 +574,6 @@ def next_start_split(
     if near and conn.dialect.name == "sqlite":
         next_start = literal_column(f"+{index.name}.next_start", type_=c.next_start.type)
     newest = conn.execute(select(func.max(c.next_from))).scalar()
-    if newest is not None and as_utc(newest) > now:
+    if newest is not None and newest > now:
         return and_(c.next_from <= now, next_start > now), or_(c.next_from > now, next_start <= now)
     return next_start > now, next_start <= now

@@ -32,7 +32,6 @@ from flask import (
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from aggregator import job_config
 from aggregator.adapters import ADAPTERS, detect
 from aggregator.auth import operator_required
 from aggregator.extensions import limiter
@@ -40,7 +39,10 @@ from aggregator.feeds import own_url
 from aggregator.harvest import guarded_client
 from aggregator.jobs import enqueue_harvest
 from aggregator.merge import recompute
-from aggregator.store import as_utc, copies, merged, next_change_number, quarantine, sources, utcnow
+from aggregator.settings import job_config
+from aggregator.store import copies, counter, merged, quarantine, sources
+from federation.clock import utcnow
+from federation.db import inserted_id, next_change_numbers
 from federation.fetch import FetchError, GuardedClient
 
 bp = Blueprint("sources", __name__)
@@ -122,9 +124,9 @@ def _distribution_urls(dataset: Mapping[str, Any]) -> list[str]:
     if isinstance(distribution, dict):
         distribution = [distribution]
     return [
-        d.get("contentUrl") or d.get("url")
+        url
         for d in distribution
-        if isinstance(d, dict) and (d.get("contentUrl") or d.get("url"))
+        if isinstance(d, dict) and (url := d.get("contentUrl") or d.get("url"))
     ]
 
 
@@ -208,7 +210,7 @@ def add_source(
         duplicate = conn.execute(select(sources.c.id).where(sources.c.feed_url == feed_url)).scalar()
         if duplicate is not None:
             raise ValueError(f"The feed {feed_url} is already source {duplicate}; change that one instead.")
-        return conn.execute(
+        return inserted_id(conn.execute(
             insert(sources).values(
                 url=url,
                 feed_url=feed_url,
@@ -220,13 +222,13 @@ def add_source(
                 request_message=request_message,
                 created_at=utcnow(),
             )
-        ).inserted_primary_key[0]
+        ))
 
 
 def remove_source(engine: Engine, source_id: int) -> None:
     """Forget a source and everything it sent; merged items it alone held become tombstones."""
     with engine.begin() as conn:
-        next_change_number(conn)  # queue behind harvests, as they do
+        next_change_numbers(conn, counter)  # queue behind harvests, as they do
         merged_ids = list(
             conn.execute(select(copies.c.merged_id).where(copies.c.source_id == source_id)).scalars()
         )
@@ -241,7 +243,7 @@ def set_trust(engine: Engine, source_id: int, trust: int) -> None:
     if not 0 <= trust <= 100:
         raise ValueError(f"Trust {trust} is out of range; give a whole number from 0 to 100.")
     with engine.begin() as conn:
-        next_change_number(conn)
+        next_change_numbers(conn, counter)
         conn.execute(update(sources).where(sources.c.id == source_id).values(trust=trust))
         recompute(
             conn, conn.execute(select(copies.c.merged_id).where(copies.c.source_id == source_id)).scalars()
@@ -282,8 +284,8 @@ def source_health(conn: Connection, row: Any, today: date | None = None) -> dict
     problems = conn.execute(
         select(quarantine).where(quarantine.c.source_id == row.id).order_by(quarantine.c.item_ref)
     ).all()
-    last_harvest = as_utc(row.last_harvest_at)
-    last_success = as_utc(row.last_success_at)
+    last_harvest = row.last_harvest_at
+    last_success = row.last_success_at
     return {
         **_public_source(row),
         "state": row.state,
@@ -304,8 +306,8 @@ def source_health(conn: Connection, row: Any, today: date | None = None) -> dict
                 "item": p.item_ref,
                 "name": (p.data or {}).get("name") if isinstance(p.data, dict) else None,
                 "reasons": p.problems,
-                "first_seen": as_utc(p.first_seen).isoformat(),
-                "last_seen": as_utc(p.last_seen).isoformat(),
+                "first_seen": p.first_seen.isoformat(),
+                "last_seen": p.last_seen.isoformat(),
             }
             for p in problems
         ],

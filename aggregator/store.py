@@ -7,22 +7,22 @@ Three layers of data, so that each source can be corrected or dropped alone:
 - ``merged``: one row per real-world activity, built from the copies, with provenance.
   It is what the query API, the embeds and the republished feed read.
 
-``counter`` hands out the change numbers of the republished RPDE feed. Taking the next
-number is an UPDATE of its one row, so writers queue on that row and commit in
-number order: no change can commit behind a reader's cursor.
+``counter`` hands out the change numbers of the republished RPDE feed
+(:func:`federation.db.next_change_numbers`): writers queue on its row and commit in
+number order, so no change can commit behind a reader's cursor. A writer that may
+change merged items takes a number first thing, even if it ends up changing none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -31,29 +31,17 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    insert,
-    select,
-    update,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from federation.db import create_tables
+from federation import migrate
+from federation.clock import utcnow
+from federation.db import UTCDateTime, counter_table
+from federation.websub.hub import define_tables
 
 metadata = MetaData()
 
 SOURCE_STATES = ("pending", "approved", "paused", "stopped")
-
-
-def utcnow() -> datetime:
-    """Timezone-aware now; every timestamp in the store is UTC."""
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes: read them as the UTC they were written in."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 sources = Table(
@@ -71,20 +59,20 @@ sources = Table(
     Column("checked_by", Text),
     Column("requested_by", Text),  # who asked to be included (public form), shown to the operator
     Column("request_message", Text),
-    Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     # Harvest progress: the cursor is written in the same transaction as each page.
     Column("cursor", Text),
     Column("etag", Text),
     Column("last_modified", Text),
-    Column("last_harvest_at", DateTime(timezone=True)),
-    Column("last_success_at", DateTime(timezone=True)),
+    Column("last_harvest_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
     Column("last_status", String(16)),  # ok | not-modified | error | busy | gone
     Column("last_error", JSON),  # {"thing", "cause", "fix", "at"} or null
     Column("failures", Integer, nullable=False, default=0),  # consecutive, drives the backoff
-    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("next_attempt_at", UTCDateTime),
     # A DB-row lease keeps one harvest per source at a time when there is no Redis lock.
     Column("lease_owner", String(64)),
-    Column("lease_until", DateTime(timezone=True)),
+    Column("lease_until", UTCDateTime),
     # WebSub state (the source's hub, our subscription) is aggregator.subscriptions' push_subscriptions.
 )
 
@@ -100,7 +88,7 @@ copies = Table(
     Column("upstream", JSON, nullable=False, default=list),
     Column("last_verified", String(32)),
     Column("modified", Text),  # the source's own change marker (RPDE ``modified``)
-    Column("harvested_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("harvested_at", UTCDateTime, nullable=False, default=utcnow),
     Column("merged_id", Integer, ForeignKey("merged.id"), index=True),
     UniqueConstraint("source_id", "item_id", name="uq_copies_source_item"),
 )
@@ -113,8 +101,8 @@ quarantine = Table(
     Column("item_ref", Text, nullable=False),  # the item id, or the source's own name for it
     Column("problems", JSON, nullable=False),  # [{"path", "code", "message"}]
     Column("data", JSON),
-    Column("first_seen", DateTime(timezone=True), nullable=False, default=utcnow),
-    Column("last_seen", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("first_seen", UTCDateTime, nullable=False, default=utcnow),
+    Column("last_seen", UTCDateTime, nullable=False, default=utcnow),
     UniqueConstraint("source_id", "item_ref", name="uq_quarantine_source_item"),
 )
 
@@ -130,7 +118,7 @@ merged = Table(
     Column("provenance", JSON, nullable=False, default=list),
     Column("state", String(16), nullable=False, default="updated"),  # updated | deleted
     Column("change_number", BigInteger, nullable=False, index=True),
-    Column("modified_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("modified_at", UTCDateTime, nullable=False, default=utcnow),
 )
 
 # What a merged item can be recognised by: its copies' ids and sameAs URIs ("uri:..."),
@@ -143,12 +131,7 @@ merge_keys = Table(
 )
 Index("ix_merge_keys_merged_id", merge_keys.c.merged_id)
 
-counter = Table(
-    "counter",
-    metadata,
-    Column("name", String(32), primary_key=True),
-    Column("value", BigInteger, nullable=False),
-)
+counter = counter_table(metadata, "counter")
 
 operators = Table(
     "operators",
@@ -156,10 +139,9 @@ operators = Table(
     Column("id", Integer, primary_key=True),
     Column("email", String(254), nullable=False, unique=True),
     Column("password_hash", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
 )
 
-CHANGES = "changes"
 # Values per IN (...) list: well inside SQLite's and PostgreSQL's parameter limits.
 IN_LIST_SIZE = 500
 
@@ -171,27 +153,22 @@ def chunks(values: Iterable[Any]) -> Iterator[list[Any]]:
         yield values[start : start + IN_LIST_SIZE]
 
 
-def init_store(engine: Engine) -> None:
-    """Create the tables and the change counter (idempotent; safe on every start, in every worker)."""
-    create_tables(engine, metadata, seed=_seed_counter)
+def _every_table() -> MetaData:
+    """``metadata`` with the tables the aggregator's other modules and its WebSub hub add to it."""
+    from aggregator import geocode, hub, search_index, subscriptions  # noqa: F401  (tables, on import)
+
+    define_tables(metadata)
+    return metadata
 
 
-def _seed_counter(conn: Connection) -> None:
-    if conn.execute(select(counter.c.value).where(counter.c.name == CHANGES)).first() is None:
-        conn.execute(insert(counter).values(name=CHANGES, value=0))
+MIGRATIONS = migrate.Migrations(
+    versions=Path(__file__).with_name("migrations"), tables=_every_table, program="localfeed-aggregator"
+)
 
 
-def next_change_numbers(conn: Connection, count: int) -> range:
-    """Take ``count`` change numbers at once; the row stays locked until ``conn``'s transaction ends."""
-    last = conn.execute(
-        update(counter)
-        .where(counter.c.name == CHANGES)
-        .values(value=counter.c.value + count)
-        .returning(counter.c.value)
-    ).scalar_one()
-    return range(last - count + 1, last + 1)
+def init_store(engine: Engine, *, auto_upgrade: bool = False) -> None:
+    """Build a new database, or check an existing one is at the latest revision (or upgrade it).
 
-
-def next_change_number(conn: Connection) -> int:
-    """Take the next change number (and with it the counter's row lock)."""
-    return next_change_numbers(conn, 1)[0]
+    Safe on every start, in every web and job worker (:func:`federation.migrate.prepare`).
+    """
+    migrate.prepare(engine, MIGRATIONS, auto_upgrade=auto_upgrade)

@@ -23,7 +23,6 @@ import httpx
 from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 from sqlalchemy import (
     Column,
-    DateTime,
     ForeignKey,
     Integer,
     String,
@@ -35,14 +34,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from aggregator import job_config
 from aggregator.adapters import localfeed
 from aggregator.adapters.base import Page
 from aggregator.auth import operator_required
 from aggregator.extensions import csrf
 from aggregator.harvest import HarvestResult, apply_page, engine_for, guarded_client
 from aggregator.jobs import enqueue, enqueue_harvest
-from aggregator.store import as_utc, metadata, sources, utcnow
+from aggregator.settings import job_config
+from aggregator.store import metadata, sources
+from federation.clock import utcnow
+from federation.db import UTCDateTime
 from federation.fetch import Fetched, FetchError
 from federation.websub import (
     check_verification,
@@ -76,10 +77,10 @@ push_subscriptions = Table(
     # denied: the hub said no; failed: the hub could not be asked; no-hub: the feed names none.
     Column("state", String(16), nullable=False),
     Column("lease_seconds", Integer),
-    Column("expires_at", DateTime(timezone=True)),
-    Column("requested_at", DateTime(timezone=True), nullable=False),
-    Column("verified_at", DateTime(timezone=True)),
-    Column("last_delivery_at", DateTime(timezone=True)),
+    Column("expires_at", UTCDateTime),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("verified_at", UTCDateTime),
+    Column("last_delivery_at", UTCDateTime),
     Column("deliveries", Integer, nullable=False, default=0),
     Column("ignored", Integer, nullable=False, default=0),  # unsigned or badly signed, or unusable
     Column("last_error", Text),
@@ -191,7 +192,7 @@ def enqueue_subscribe(source_id: int) -> Any:
     Called in the operator's request, whose address gives our callback base when
     ``PUBLIC_URL`` is not set. Returns the job, or None when there was nothing to do.
     """
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # Flask types the proxy as the app
     with app.extensions["engine"].connect() as conn:
         row = _row(conn, source_id)
     if row is not None and row.state in ("active", "requested") and not _needs_asking(row, utcnow()):
@@ -244,8 +245,8 @@ def _needs_asking(row: Any, now: datetime) -> bool:
         return True
     if row.state == "active":
         margin = timedelta(seconds=min(86_400, (row.lease_seconds or 0) / 2))
-        return renew_due(as_utc(row.expires_at), now, margin=margin)
-    waited = now - as_utc(row.requested_at)
+        return renew_due(row.expires_at, now, margin=margin)
+    waited = now - row.requested_at
     return waited >= (RETRY_REFUSED if row.state in ("no-hub", "denied") else RETRY_UNANSWERED)
 
 
@@ -298,6 +299,7 @@ def verification(token: str) -> Response:
         abort(404)
     if request.args["hub.mode"] == "subscribe":
         lease = granted_lease(request.args)
+        assert lease is not None  # check_verification refuses a subscription without one
         now = utcnow()
         _record(
             engine,
@@ -418,7 +420,7 @@ def operator_subscriptions() -> str:
             .where(sources.c.state != "pending")
             .order_by(sources.c.name)
         ).all()
-    return render_template("hub/subscriptions.html", rows=rows, now=utcnow(), as_utc=as_utc)
+    return render_template("hub/subscriptions.html", rows=rows, now=utcnow())
 
 
 def init_app(app: Flask) -> None:

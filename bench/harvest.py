@@ -38,11 +38,12 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` importable
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aggregator import create_app, job_config
+from aggregator import create_app
 from aggregator.adapters import localfeed
 from aggregator.adapters.base import Change, Page
 from aggregator.harvest import HarvestResult, SourceFetch, apply_page, engine_for, guarded_client
 from aggregator.jobs import enqueue_harvest
+from aggregator.settings import job_config
 from aggregator.sources import add_source
 from aggregator.store import copies, quarantine, sources
 from bench.common import (
@@ -98,7 +99,7 @@ def start_publishers(network: list[Publisher], workdir: Path) -> list[LivePublis
             }
         )
         counter = CountingMiddleware(app.wsgi_app)
-        app.wsgi_app = counter
+        app.wsgi_app = counter  # type: ignore[method-assign]  # Flask's documented way to add middleware
         server = LoopbackServer(app)
         entry = LivePublisher(publisher, server, counter, app)
         store = get_store_of(app)

@@ -32,6 +32,7 @@ import aggregator
 import publisher
 from aggregator.harvest import harvest_source
 from aggregator.jobs import start_scheduler
+from aggregator.settings import job_config
 from aggregator.sources import add_source
 from aggregator.subscriptions import push_subscriptions, subscribe_source
 from bench.common import RESULTS, LoopbackServer, percentiles, table, write_results
@@ -92,7 +93,7 @@ class Bench:
         self.detail_url = (
             self.aggregator_url + "/api/activities/" + quote(created.json()["activity"]["id"], safe="")
         )
-        self.config = aggregator.job_config(self.aggregator)
+        self.config = job_config(self.aggregator)
         self.source_id = add_source(
             self.aggregator.extensions["engine"],
             self.publisher_url + "/feeds/activities",

@@ -143,7 +143,7 @@ class _Chunks:
 
 def _processors(table: Any, dialect: Any) -> list[tuple[str, Any]]:
     """(column, value -> driver value) for each column, as SQLAlchemy would bind it; JSON via orjson."""
-    processors = []
+    processors: list[tuple[str, Any]] = []
     for column in table.columns:
         if isinstance(column.type, JSON):
             processors.append((column.name, _json_text))
@@ -351,7 +351,8 @@ def time_queries(url: str, queries: list[dict[str, str]], warmup: int, seconds: 
     """
     engine = make_engine(url)
     geocoder, thresholds = geocode.NoGeocoder(), Thresholds()
-    samples, found = [], []
+    samples: list[float] = []
+    found: list[int] = []
     deadline = None
     try:
         for number, params in enumerate(queries):
@@ -403,7 +404,7 @@ def load(
                         params = queries[(number + offset) % len(queries)]
                         with stopwatch() as elapsed:
                             try:
-                                status = http.get("/api/activities", params=params).status_code
+                                status: int | str = http.get("/api/activities", params=params).status_code
                             except httpx.TransportError as error:  # counted: one must not lose the run
                                 status = type(error).__name__
                         with lock:

@@ -1,16 +1,35 @@
-"""Database engines for both apps.
+"""Database engines, column types and the change counter for both apps.
 
-Both apps need the same SQLite tuning and the same schema lock, so they live here once.
+Both apps need the same SQLite tuning, the same schema lock, the same idea of a stored
+time and the same change counter, so they live here once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event, func, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    CursorResult,
+    DateTime,
+    Dialect,
+    Engine,
+    Integer,
+    MetaData,
+    Table,
+    TypeDecorator,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 
 
 def _dumps(value: Any) -> str:
@@ -18,7 +37,7 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-SCHEMA_LOCK_KEY = 0x10CA1FEED  # PostgreSQL advisory lock held while creating tables
+SCHEMA_LOCK_KEY = 0x10CA1FEED  # PostgreSQL advisory lock held while changing tables
 
 # JSON columns hold whole activities: orjson reads and writes them several times faster
 # than the standard library, which a harvest of thousands of items a second notices.
@@ -40,7 +59,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **_JSON)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:  # pragma: no cover - trivial
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -48,24 +67,25 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, future=True, **_JSON)
+    engine = create_engine(url, pool_pre_ping=True, future=True, **_JSON)
+
+    @event.listens_for(engine, "connect")
+    def _utc_session(dbapi_connection: Any, _record: Any) -> None:  # pragma: no cover - trivial
+        # Tables made before UTCDateTime have naive ``timestamp`` columns; PostgreSQL converts
+        # an aware value to and from those in the session's zone, which must then be UTC.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+        dbapi_connection.commit()
+
+    return engine
 
 
-def create_tables(
-    engine: Engine, metadata: MetaData, seed: Callable[[Connection], None] | None = None
-) -> None:
-    """Create whatever tables of ``metadata`` are missing, safely when several processes start at once.
-
-    Each gunicorn worker builds its own app, and ``create_all`` looks before it creates:
-    without a lock, two workers starting on a new database could both find a table
-    missing, and the second CREATE would fail that worker's start (and, with it, gunicorn).
-    ``seed`` runs under the same lock, for rows that must exist exactly once.
-    """
-    with engine.begin() as conn:
-        lock_schema(conn)
-        metadata.create_all(conn)
-        if seed is not None:
-            seed(conn)
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the one row ``result``'s INSERT added."""
+    key = result.inserted_primary_key
+    assert key is not None  # typed Optional by SQLAlchemy, but a Row after every single-row INSERT
+    value: int = key[0]
+    return value
 
 
 def lock_schema(conn: Connection) -> None:
@@ -80,3 +100,70 @@ def lock_schema(conn: Connection) -> None:
         conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
     elif conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out: the one column type for a time.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no zones: it stores the UTC wall time
+    (the text SQLAlchemy always wrote there, so older files read the same) and UTC is
+    attached on the way out. Naive values are refused, since their zone would be a guess.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"{value!r} has no time zone; pass an aware datetime (UTC).")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def counter_table(metadata: MetaData, name: str) -> Table:
+    """A change counter: a table of one row holding the last change number handed out.
+
+    The row is written (with 0) as ``create_all`` creates the table; the migration that
+    creates a counter writes it too, so it exists exactly once in every database.
+    """
+    table = Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("value", BigInteger, nullable=False),
+    )
+    event.listen(table, "after_create", _seed_counter)
+    return table
+
+
+def _seed_counter(target: Table, connection: Connection, **_kw: Any) -> None:
+    connection.execute(insert(target).values(id=1, value=0))
+
+
+def next_change_numbers(conn: Connection, counter: Table, count: int = 1) -> range:
+    """Take ``count`` change numbers from ``counter``; call it first in the writing transaction.
+
+    Change numbers must be assigned so that no change commits behind a reader's cursor. A
+    database sequence cannot promise that on PostgreSQL (transaction 8 may commit before
+    transaction 7, and a reader that saw 8 would skip 7 for ever), so every writer bumps
+    the counter's row instead. The row lock that ``UPDATE`` takes is held until commit,
+    which puts writers in single file: numbers are handed out in commit order. On SQLite
+    the ``UPDATE`` takes the database's write lock; taken first, before any read, it makes
+    the transaction's later reads consistent and no lock upgrade can fail.
+    """
+    last: int = conn.execute(
+        update(counter).values(value=counter.c.value + count).returning(counter.c.value)
+    ).scalar_one()
+    return range(last - count + 1, last + 1)
+
+
+def last_change_number(conn: Connection, counter: Table) -> int:
+    """The last change number ``counter`` handed out (0 before the first)."""
+    value: int = conn.execute(select(counter.c.value)).scalar_one()
+    return value

@@ -38,7 +38,8 @@ def cached_response(body: bytes, media_type: str, max_age: int) -> Response:
     response = Response(body, mimetype=media_type)
     response.headers["Cache-Control"] = f"public, max-age={max_age}"
     response.set_etag(hashlib.sha256(body).hexdigest())
-    return response.make_conditional(request)
+    response.make_conditional(request)  # changes the response in place (and returns it, typed as werkzeug's)
+    return response
 
 
 def rpde_response(feed_url: str, read: ReadChanges, page_size: int, license: str) -> Response:

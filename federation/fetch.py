@@ -228,7 +228,8 @@ class Fetched:
     @property
     def content_type(self) -> str:
         """The media type alone, lowercased: ``application/JSON; charset=utf-8`` → ``application/json``."""
-        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        content_type: str = self.headers.get("content-type", "")
+        return content_type.split(";", 1)[0].strip().lower()
 
     @property
     def charset(self) -> str | None:
@@ -428,7 +429,7 @@ def _translated_errors(url: str) -> Iterator[None]:
         ) from None
     except httpx.HTTPError as exc:
         raise FetchError(
-            url, f"the connection failed ({exc or type(exc).__name__})",
+            url, f"the connection failed ({str(exc) or type(exc).__name__})",
             "Check that the address is right and the server is running.",
         ) from None
 

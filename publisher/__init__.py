@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from federation.config import load_config, persistent_secret_key, trust_proxies
 from publisher.extensions import STORE_KEY, csrf, limiter
@@ -37,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     # (The CSRF token is still tied to the session, which logging out or in replaces.)
     "WTF_CSRF_TIME_LIMIT": None,
     "SESSION_COOKIE_SAMESITE": "Lax",
+    # Upgrade an existing database to this version's tables at start, instead of refusing to
+    # start until `localfeed-publisher db upgrade` is run. A new, empty database is always built.
+    "DATABASE_AUTO_UPGRADE": False,
 }
 
 MAX_PAGE_SIZE = 500
@@ -62,10 +66,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Workers of one publisher share counters; two publishers on one Redis do not.
     database_digest = hashlib.sha256(app.config["DATABASE_URL"].encode()).hexdigest()[:12]
     app.config["RATELIMIT_KEY_PREFIX"] = f"localfeed-publisher-{database_digest}"
+    assert isinstance(app.json, DefaultJSONProvider)  # Flask's own, the one with sort_keys
     app.json.sort_keys = False  # activities read best in the contract's field order
 
     store = Store.from_url(app.config["DATABASE_URL"])
-    store.create_tables()
+    store.prepare(auto_upgrade=app.config["DATABASE_AUTO_UPGRADE"])
     app.extensions[STORE_KEY] = store
 
     csrf.init_app(app)

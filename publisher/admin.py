@@ -23,11 +23,13 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import CSRFError
+from werkzeug import Response as WerkzeugResponse
 from werkzeug.exceptions import HTTPException
 
+from federation.clock import clock
 from publisher import auth, editing, forms, importer
-from publisher.auth import admin_required, current_user, login_required, user_group
-from publisher.extensions import clock, get_store, public_url
+from publisher.auth import admin_required, login_required, signed_in_user, user_group
+from publisher.extensions import get_store, public_url
 from publisher.store import Group, StoredActivity, StoreError
 from schema import Problem, validate_activity, vocab
 from schema.schedule import describe
@@ -102,7 +104,7 @@ def _not_found(error: Exception) -> tuple[str, int]:
 
 def _groups_for_user() -> list[Group]:
     """The groups the user acts for: their own, or every group for an administrator."""
-    if current_user().is_admin:
+    if signed_in_user().is_admin:
         return get_store().list_groups()
     group = user_group()
     return [group] if group else []
@@ -111,10 +113,12 @@ def _groups_for_user() -> list[Group]:
 def _owned(slug: str) -> tuple[StoredActivity, Group]:
     """A live activity the user may change, with its group; anything else is 404."""
     stored = get_store().get_activity(slug)
-    user = current_user()
+    user = signed_in_user()
     if stored is None or stored.is_deleted or (not user.is_admin and stored.group_id != user.group_id):
         abort(404)
-    return stored, get_store().get_group(stored.group_id)
+    group = get_store().get_group(stored.group_id)
+    assert group is not None  # an activity's group_id is a foreign key
+    return stored, group
 
 
 @bp.get("/")
@@ -124,7 +128,7 @@ def activities() -> str:
     groups = _groups_for_user()
     listed = [(group, store.list_activities(group.id)) for group in groups]
     for _group, items in listed:
-        items.sort(key=lambda stored: stored.data["name"].lower())
+        items.sort(key=lambda stored: stored.live_data["name"].lower())
     return render_template("admin/activities.html", listed=listed)
 
 
@@ -145,7 +149,7 @@ def _activity_form(stored: StoredActivity | None, group: Group | None) -> Any:
     """Show, preview or save the activity form; ``stored`` is None for a new activity."""
     groups = _groups_for_user()
     if request.method == "GET":
-        fields = forms.fields_from_activity(stored.data) if stored else forms.blank_fields()
+        fields = forms.fields_from_activity(stored.live_data) if stored else forms.blank_fields()
         chosen = group.id if group else (groups[0].id if len(groups) == 1 else None)
         return _render_form(stored, fields, [], groups, chosen)
 
@@ -166,12 +170,16 @@ def _activity_form(stored: StoredActivity | None, group: Group | None) -> Any:
         checked_as = group or next(iter(groups), None)
         preview = None
         if checked_as is not None:
-            prepared = editing.prepare_activity(checked_as, doc, slug, base_url=public_url(), existing=stored)
+            prepared = editing.prepare_activity(
+                checked_as, doc, slug, base_url=public_url(), existing=stored, now=clock(current_app)()
+            )
             problems += forms.merge_problems(read_problems, validate_activity(prepared))
             preview = None if problems else prepared
         return _render_form(stored, fields, problems, groups, chosen, preview)
 
-    result = editing.save_activity(get_store(), group, doc, slug, base_url=public_url())
+    result = editing.save_activity(
+        get_store(), group, doc, slug, base_url=public_url(), now=clock(current_app)()
+    )
     if result.problems:
         return _render_form(stored, fields, forms.merge_problems([], result.problems), groups, chosen)
     flash(f"Saved “{result.activity['name']}”. It is in your public feed now.", "success")
@@ -207,7 +215,7 @@ def _render_form(
         reminder_link=reminder_link,
         further_times={
             str(position): f"Remove “{describe(entry)}”"
-            for position, entry in forms.further_times(stored.data if stored else {})
+            for position, entry in forms.further_times(stored.live_data if stored else {})
         },
     )
     return html, 422 if problems else 200
@@ -215,31 +223,36 @@ def _render_form(
 
 @bp.post("/activities/<slug>/status")
 @login_required
-def set_status(slug: str) -> Response:
+def set_status(slug: str) -> WerkzeugResponse:
     stored, group = _owned(slug)
     status = request.form.get("status", "")
     if status not in STATUS_LABELS:
         abort(400)
     result = editing.save_activity(
-        get_store(), group, {**stored.data, "status": status}, slug, base_url=public_url()
+        get_store(),
+        group,
+        {**stored.live_data, "status": status},
+        slug,
+        base_url=public_url(),
+        now=clock(current_app)(),
     )
     if result.problems:
         flash(
-            f"“{stored.data['name']}” could not be changed: {result.problems[0].message} "
+            f"“{stored.live_data['name']}” could not be changed: {result.problems[0].message} "
             "Edit the activity to fix this first.",
             "error",
         )
     else:
-        flash(f"“{stored.data['name']}” {STATUS_DONE[status]}.", "success")
+        flash(f"“{stored.live_data['name']}” {STATUS_DONE[status]}.", "success")
     return redirect(url_for("admin.activities"))
 
 
 @bp.post("/activities/<slug>/still-running")
 @login_required
-def still_running(slug: str) -> Response:
+def still_running(slug: str) -> WerkzeugResponse:
     stored, group = _owned(slug)
     editing.confirm_still_running(get_store(), group, slug, clock(current_app)())
-    flash(f"Thank you: “{stored.data['name']}” is marked as checked today.", "success")
+    flash(f"Thank you: “{stored.live_data['name']}” is marked as checked today.", "success")
     return redirect(url_for("admin.activities"))
 
 
@@ -250,7 +263,7 @@ def delete_activity(slug: str) -> Any:
     if request.method == "GET":
         return render_template("admin/delete.html", stored=stored)
     editing.delete_activity(get_store(), group, slug)
-    flash(f"Deleted “{stored.data['name']}”. It is no longer listed.", "success")
+    flash(f"Deleted “{stored.live_data['name']}”. It is no longer listed.", "success")
     return redirect(url_for("admin.activities"))
 
 
@@ -277,11 +290,12 @@ def confirm_link(token: str) -> Any:
             message="This activity is no longer listed, so there is nothing to confirm. "
             "If it should be listed, log in and add it again.",
         ), 410
-    if stored.data.get("lastVerified", "") >= link.issued_on.isoformat():
+    if stored.live_data.get("lastVerified", "") >= link.issued_on.isoformat():
         return render_template("admin/confirm_link.html", state="used", activity=stored.data), 409
     if request.method == "GET":
         return render_template("admin/confirm_link.html", state="ask", activity=stored.data, token=token)
     group = store.get_group(stored.group_id)
+    assert group is not None  # an activity's group_id is a foreign key
     confirmed = editing.confirm_still_running(store, group, link.slug, clock(current_app)())
     return render_template("admin/confirm_link.html", state="done", activity=confirmed.data)
 
@@ -333,7 +347,7 @@ def editors() -> Any:
 
 @bp.post("/editors/<int:user_id>/password")
 @admin_required
-def set_password(user_id: int) -> Response:
+def set_password(user_id: int) -> WerkzeugResponse:
     try:
         get_store().set_password(user_id, request.form.get("password", ""))
     except StoreError as problem:
@@ -345,8 +359,8 @@ def set_password(user_id: int) -> Response:
 
 @bp.post("/editors/<int:user_id>/remove")
 @admin_required
-def remove_user(user_id: int) -> Response:
-    if user_id == current_user().id:
+def remove_user(user_id: int) -> WerkzeugResponse:
+    if user_id == signed_in_user().id:
         flash("You cannot remove yourself; ask another administrator.", "error")
     else:
         get_store().delete_user(user_id)
@@ -377,7 +391,7 @@ def tokens() -> Any:
 
 @bp.post("/tokens/<int:token_id>/revoke")
 @admin_required
-def revoke_token(token_id: int) -> Response:
+def revoke_token(token_id: int) -> WerkzeugResponse:
     if get_store().revoke_token(token_id):
         flash("The token is revoked: programs using it can no longer make changes.", "success")
     return redirect(url_for("admin.tokens"))
@@ -413,10 +427,11 @@ def import_activities() -> Any:
     confirm = request.form.get("confirm")
     report = importer.import_csv(
         get_store(),
-        _groups_for_user() if current_user().is_admin else user_group(),
+        _groups_for_user() if signed_in_user().is_admin else user_group() or [],
         text,
         dry_run=confirm is None,
         good_rows_only=confirm == "good-rows",
         base_url=public_url(),
+        now=clock(current_app)(),
     )
     return render_template("admin/import.html", report=report, csv_text=text)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from federation.clock import clock
 from publisher import editing
 from publisher.extensions import get_store, public_url
 from publisher.store import Group, StoredActivity
@@ -88,6 +89,7 @@ def _saved(result: editing.SaveResult, status: int) -> Response:
     if result.problems:
         problems = [{"path": p.path, "code": p.code, "message": p.message} for p in result.problems]
         return _error(422, "The activity was not saved; fix the problems listed.", problems=problems)
+    assert result.slug is not None  # saved, since there are no problems
     response = jsonify(_represent(result.slug, result.activity))
     response.status_code = status
     if status == 201:
@@ -98,7 +100,7 @@ def _saved(result: editing.SaveResult, status: int) -> Response:
 @bp.get("/activities")
 def list_activities() -> Response:
     stored = get_store().list_activities(_group().id)
-    return jsonify(activities=[_represent(item.slug, item.data) for item in stored])
+    return jsonify(activities=[_represent(item.slug, item.live_data) for item in stored])
 
 
 @bp.get("/activities/<slug>")
@@ -106,7 +108,7 @@ def get_activity(slug: str) -> Response:
     stored = _owned(slug)
     if stored.is_deleted:
         return _error(410, f"The activity {slug!r} was deleted.")
-    return jsonify(_represent(slug, stored.data))
+    return jsonify(_represent(slug, stored.live_data))
 
 
 @bp.post("/activities")
@@ -114,7 +116,9 @@ def create_activity() -> Response:
     doc = _body()
     if isinstance(doc, Response):
         return doc
-    result = editing.save_activity(get_store(), _group(), doc, base_url=public_url())
+    result = editing.save_activity(
+        get_store(), _group(), doc, base_url=public_url(), now=clock(current_app)()
+    )
     return _saved(result, 201)
 
 
@@ -124,7 +128,9 @@ def replace_activity(slug: str) -> Response:
     doc = _body()
     if isinstance(doc, Response):
         return doc
-    result = editing.save_activity(get_store(), _group(), doc, slug, base_url=public_url())
+    result = editing.save_activity(
+        get_store(), _group(), doc, slug, base_url=public_url(), now=clock(current_app)()
+    )
     return _saved(result, 200)
 
 

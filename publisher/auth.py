@@ -26,6 +26,7 @@ from flask import (
     session,
     url_for,
 )
+from werkzeug import Response as WerkzeugResponse
 
 from publisher.extensions import get_store, limiter
 from publisher.store import Group, User
@@ -54,6 +55,14 @@ def _user_in_templates() -> dict[str, Any]:
     return {"current_user": current_user}
 
 
+def signed_in_user() -> User:
+    """The logged-in user, on a page behind :func:`login_required`."""
+    user = current_user()
+    if user is None:  # login_required has sent anyone else to the log-in page
+        abort(401)
+    return user
+
+
 def user_group() -> Group | None:
     """The editor's own group (None for an administrator, who acts for every group)."""
     user = current_user()
@@ -80,7 +89,7 @@ def admin_required(view: View) -> View:
     @wraps(view)
     @login_required
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if not current_user().is_admin:
+        if not signed_in_user().is_admin:
             abort(403)
         return view(*args, **kwargs)
 
@@ -119,7 +128,7 @@ def login() -> Any:
 
 
 @bp.post("/logout")
-def logout() -> Response:
+def logout() -> WerkzeugResponse:
     session.clear()
     flash("You have logged out.", "success")
     return redirect(url_for("admin.auth.login"))

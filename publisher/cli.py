@@ -9,15 +9,18 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import click
 from flask import Flask
+from sqlalchemy import Engine
 
+from federation.clock import clock, utcnow
+from federation.dbcommands import db_commands
 from publisher import create_app
 from publisher.extensions import get_store
-from publisher.store import Group, Store, StoreError
+from publisher.store import MIGRATIONS, Group, Store, StoreError
 
 
 def _app() -> Flask:
@@ -153,6 +156,7 @@ def import_csv(csv_file, group_slug: str | None, dry_run: bool, good_rows_only: 
         dry_run=dry_run,
         good_rows_only=good_rows_only,
         base_url=_base_url(app),
+        now=clock(app)(),
     )
     click.echo(report.summary())
     for problem in report.problems:
@@ -196,10 +200,10 @@ def export(output) -> None:
 def export_data(store: Store, publisher_name: str) -> dict[str, Any]:
     """Everything needed to rebuild the publisher's content, without any secret."""
     groups = store.list_groups()
-    slugs = {group.id: group.slug for group in groups}
+    slugs: dict[int | None, str] = {group.id: group.slug for group in groups}  # an admin has no group
     return {
         "publisher": publisher_name,
-        "exportedAt": datetime.now(UTC).isoformat(timespec="seconds"),
+        "exportedAt": utcnow().isoformat(timespec="seconds"),
         "lastChangeNumber": store.last_change_number(),
         "groups": [
             {key: value for key, value in vars(group).items() if key not in ("id", "created_at")}
@@ -251,3 +255,11 @@ def send_reminders() -> None:
         where = "sent to " + ", ".join(reminder.recipients) if reminder.delivered else "kept in the outbox"
         click.echo(f"Reminder {reminder.step} for {reminder.slug}: {where}.")
     click.echo(f"{len(sent)} reminder(s).")
+
+
+def _upgraded() -> Engine:
+    """The app's engine, its database upgraded as the app starts (``db upgrade``)."""
+    return _store(create_app({"HUB_WORKER": False, "DATABASE_AUTO_UPGRADE": True})).engine
+
+
+main.add_command(db_commands(MIGRATIONS, _upgraded))

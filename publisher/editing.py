@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from federation.clock import utcnow
 from publisher.store import Conflict, Group, NotFound, Store, StoredActivity, slugify
-from schema import Problem, validate_activity
+from schema import Problem, normalise_postcode, validate_activity
 
 # Dates people see ("verified today") are the organiser's dates, which are UK dates.
 LOCAL_ZONE = ZoneInfo("Europe/London")
@@ -54,9 +55,9 @@ class SaveResult:
 def today(now: datetime | None = None) -> date:
     """The organiser's (UK) date at ``now``, an aware datetime; by default the real time now.
 
-    Pass the app's clock (``publisher.extensions.clock``) so tests can move time on.
+    Pass the app's clock (:func:`federation.clock.clock`) so tests can move time on.
     """
-    return (now or datetime.now(UTC)).astimezone(LOCAL_ZONE).date()
+    return (now or utcnow()).astimezone(LOCAL_ZONE).date()
 
 
 def activity_url(base_url: str, slug: str) -> str:
@@ -77,12 +78,16 @@ def prepare_activity(
     *,
     base_url: str,
     existing: StoredActivity | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Fill in what the publisher owns; returns a new dict and leaves ``doc`` untouched.
 
     The ``id`` is minted from ``slug`` for a new activity and kept from ``existing``
     on an edit, whatever the writer sent, so an id never changes. The organiser
-    defaults to the group, ``lastVerified`` to today, and ``dateModified`` is now.
+    defaults to the group, ``lastVerified`` to today (:func:`today` at ``now``, the
+    app's clock reading), and ``dateModified`` is the real time now. A postcode is put
+    in its normal form, so the feed, merging and search compare like with like
+    whichever door the activity came in by.
     """
     prepared = copy.deepcopy(doc)
     if existing is not None:
@@ -94,9 +99,18 @@ def prepare_activity(
         prepared["organizer"] = organizer_from_group(group)
     elif isinstance(organizer, dict) and not organizer.get("name"):
         prepared["organizer"] = {**organizer_from_group(group), **organizer, "name": group.name}
-    prepared.setdefault("lastVerified", today().isoformat())
-    prepared["dateModified"] = datetime.now(UTC).isoformat(timespec="seconds")
+    _normalise_address(prepared)
+    prepared.setdefault("lastVerified", today(now).isoformat())
+    prepared["dateModified"] = utcnow().isoformat(timespec="seconds")
     return prepared
+
+
+def _normalise_address(activity: dict[str, Any]) -> None:
+    # Anything that is not a postcode is left as sent, for validation to name.
+    location = activity.get("location")
+    address = location.get("address") if isinstance(location, dict) else None
+    if isinstance(address, dict) and isinstance(address.get("postalCode"), str):
+        address["postalCode"] = normalise_postcode(address["postalCode"]) or address["postalCode"]
 
 
 def new_slug_base(doc: dict[str, Any]) -> str:
@@ -112,18 +126,19 @@ def save_activity(
     slug: str | None = None,
     *,
     base_url: str,
+    now: datetime | None = None,
 ) -> SaveResult:
     """Create (no ``slug``) or replace (``slug``) one of ``group``'s activities.
 
     Nothing is written when the activity breaks the contract: the result carries the
     problems instead. Raises ActivityNotFound when ``slug`` is not a live activity of
-    ``group``.
+    ``group``. ``now`` is the app's clock reading (see :func:`prepare_activity`).
     """
     if slug is not None:
         existing = store.get_activity(slug)
         if existing is None or existing.is_deleted or existing.group_id != group.id:
             raise ActivityNotFound(f"There is no activity {slug!r} in {group.name}.")
-        prepared = prepare_activity(group, doc, slug, base_url=base_url, existing=existing)
+        prepared = prepare_activity(group, doc, slug, base_url=base_url, existing=existing, now=now)
         problems = validate_activity(prepared)
         if problems:
             return SaveResult(slug, prepared, problems)
@@ -134,7 +149,7 @@ def save_activity(
         return SaveResult(slug, prepared, [], stored.change_number)
 
     base = new_slug_base(doc)
-    prepared = prepare_activity(group, doc, base, base_url=base_url)
+    prepared = prepare_activity(group, doc, base, base_url=base_url, now=now)
     problems = validate_activity(prepared)
     if problems:
         return SaveResult(None, prepared, problems)

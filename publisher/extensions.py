@@ -7,14 +7,12 @@ the app factory.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-
-from flask import Flask, current_app, request
+from flask import current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
+from federation.websub.hub import HUB_PATH
 from publisher.store import Store
 
 csrf = CSRFProtect()
@@ -30,14 +28,6 @@ def get_store() -> Store:
     return current_app.extensions[STORE_KEY]
 
 
-def clock(app: Flask) -> Callable[[], datetime]:
-    """The app's clock: the ``CLOCK`` setting (a callable giving an aware datetime), else the real time.
-
-    Tests set CLOCK to move time on; every date the reminders and confirmations use comes from here.
-    """
-    return app.config.get("CLOCK") or (lambda: datetime.now(UTC))
-
-
 def public_url() -> str:
     """The publisher's base URL, without a trailing slash: PUBLIC_URL, or else the request's own."""
     configured = current_app.config.get("PUBLIC_URL")
@@ -46,7 +36,7 @@ def public_url() -> str:
 
 def hub_url() -> str:
     """Where the publisher's own WebSub hub listens."""
-    return public_url() + "/websub"
+    return public_url() + HUB_PATH
 
 
 def public_rate_limit() -> str:

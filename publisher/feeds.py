@@ -7,20 +7,29 @@ re-polling an unchanged feed costs a ``304`` and no body.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
 from flask import Blueprint, Response, current_app
 
 from federation.feedpaging import cached_response, rpde_response
-from federation.feeds import ATOM_MEDIA_TYPE, ICAL_MEDIA_TYPE, FeedInfo, Tombstone, render_atom, render_ical
+from federation.feeds import (
+    ATOM_MEDIA_TYPE,
+    ATOM_PATH,
+    ICAL_MEDIA_TYPE,
+    ICAL_PATH,
+    RPDE_PATH,
+    Change,
+    FeedBuilder,
+    render_ical,
+)
 from publisher.extensions import get_store, hub_url, limiter, public_rate_limit, public_url
 from publisher.store import StoredActivity
-from schema import rpde
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
 limiter.limit(public_rate_limit)(bp)
 
-RPDE_PATH = "/feeds/activities"
-ATOM_PATH = "/feeds/activities.atom"
-ICAL_PATH = "/feeds/activities.ics"
 OTHER_FEEDS_MAX_AGE = 60  # RPDE pages' caching is federation.feedpaging's
 
 
@@ -45,54 +54,51 @@ def _linked(response: Response, self_url: str, *, pushed: bool = True) -> Respon
     return response
 
 
-def _rpde_item(stored: StoredActivity) -> dict:
-    if stored.is_deleted:
-        return rpde.deleted_item(stored.uri, stored.change_number, stored.kind)
-    return rpde.updated_item(stored.uri, stored.change_number, stored.data, stored.kind)
+def feed_builder(config: Mapping[str, Any]) -> FeedBuilder:
+    """The feeds' items and metadata, for polling (``bp``) and pushing (``publisher.hub``) alike."""
+    return FeedBuilder(title=f"{config['PUBLISHER_NAME']}: activities", license_url=config["FEED_LICENSE"])
+
+
+def stored_change(stored: StoredActivity) -> Change:
+    """An activity or tombstone of the store as the feeds list it."""
+    return Change(
+        id=stored.uri,
+        change_number=stored.change_number,
+        state=stored.state,
+        kind=stored.kind,
+        data=stored.data,
+        when=stored.modified_at,  # a deletion's time, for a tombstone
+    )
 
 
 @bp.get("/activities")
 def activities() -> Response:
     """One RPDE page: the changes after ``afterChangeNumber`` (0 when absent), oldest first."""
     feed_url = public_url() + RPDE_PATH
-    response = rpde_response(
-        feed_url, _changes, current_app.config["PAGE_SIZE"], current_app.config["FEED_LICENSE"]
-    )
+    license_url = feed_builder(current_app.config).license_url
+    response = rpde_response(feed_url, _changes, current_app.config["PAGE_SIZE"], license_url)
     return _linked(response, feed_url) if response.status_code < 400 else response
 
 
-def _changes(after: int, limit: int) -> list[dict]:
-    return [_rpde_item(stored) for stored in get_store().changes_after(after, limit)]
-
-
-def _feed_info(self_path: str, title_suffix: str) -> FeedInfo:
-    name = current_app.config["PUBLISHER_NAME"]
-    return FeedInfo(
-        title=f"{name}: {title_suffix}",
-        self_url=public_url() + self_path,
-        home_url=public_url() + "/",
-        hub_url=hub_url(),
-        license_url=current_app.config["FEED_LICENSE"],
-    )
+def _changes(after: int, limit: int) -> list[dict[str, Any]]:
+    builder, base = feed_builder(current_app.config), public_url()
+    changes = map(stored_change, get_store().changes_after(after, limit))
+    return [builder.rpde_item(change, base) for change in changes]
 
 
 @bp.get("/activities.atom")
 def atom() -> Response:
     """Every activity as an Atom entry, and recent deletions as tombstones."""
     stored = get_store().list_activities(include_deleted=True)
-    info = _feed_info(ATOM_PATH, "activities")
-    body = render_atom(
-        info,
-        [item.data for item in stored if not item.is_deleted],
-        [Tombstone(item.uri, item.deleted_at) for item in stored if item.is_deleted],
-    )
-    return _respond(body, ATOM_MEDIA_TYPE, OTHER_FEEDS_MAX_AGE, info.self_url)
+    body = feed_builder(current_app.config).atom(map(stored_change, stored), public_url())
+    return _respond(body, ATOM_MEDIA_TYPE, OTHER_FEEDS_MAX_AGE, public_url() + ATOM_PATH)
 
 
 @bp.get("/activities.ics")
 def ical() -> Response:
     """Every activity's sessions, to subscribe to in a calendar app."""
-    info = _feed_info(ICAL_PATH, "activity calendar")
-    body = render_ical(info, [item.data for item in get_store().list_activities()])
+    info = feed_builder(current_app.config).info(public_url(), ICAL_PATH)
+    info = replace(info, title=f"{current_app.config['PUBLISHER_NAME']}: activity calendar")
+    body = render_ical(info, [item.live_data for item in get_store().list_activities()])
     # Calendar apps poll; the hub pushes the RPDE and Atom topics only.
     return _respond(body, ICAL_MEDIA_TYPE, OTHER_FEEDS_MAX_AGE, info.self_url, pushed=False)

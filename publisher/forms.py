@@ -16,11 +16,14 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from schema import Problem, vocab
+from werkzeug.datastructures import MultiDict
+
+from federation.clock import utcnow
+from schema import Problem, normalise_postcode, vocab
 from schema.schedule import DEFAULT_TIMEZONE, WEEKDAYS
 
 Fields = dict[str, Any]
@@ -179,7 +182,7 @@ def problems_by_field(problems: Iterable[Problem]) -> dict[str, list[str]]:
     return grouped
 
 
-def read_form(form: Mapping[str, Any]) -> Fields:
+def read_form(form: MultiDict[str, str]) -> Fields:
     """The activity fields from a submitted form (a werkzeug MultiDict), stripped of spaces."""
     # Browsers send line breaks as CRLF; the feed's plain text uses LF.
     fields: Fields = {name: form.get(name, "").replace("\r\n", "\n").strip() for name in TEXT_FIELDS}
@@ -323,10 +326,11 @@ def _set(doc: dict[str, Any], key: str, value: Any) -> None:
 
 
 def _location(fields: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
+    typed = fields.get("postcode", "").strip()
     address = {
         "streetAddress": fields.get("street", ""),
         "addressLocality": fields.get("town", ""),
-        "postalCode": " ".join(fields.get("postcode", "").upper().split()),
+        "postalCode": normalise_postcode(typed) or typed,
     }
     location: dict[str, Any] = {key: value for key, value in base.items() if key == "geo"}
     _set(location, "name", fields.get("venue", ""))
@@ -391,7 +395,7 @@ def _capacity(status_text: str, base: Mapping[str, Any] | None) -> dict[str, Any
         return {}
     if base and base.get("status") == status:
         return dict(base)
-    return {"status": status, "updatedAt": datetime.now(UTC).isoformat(timespec="seconds")}
+    return {"status": status, "updatedAt": utcnow().isoformat(timespec="seconds")}
 
 
 def _choice(words: list[tuple[str, tuple[str, ...]]], known: Mapping[str, str], text: str) -> str:

@@ -1,15 +1,16 @@
 """The publisher's own WebSub hub: ``POST /websub`` for its feeds, and push of every change.
 
 Each change is written with an outbox record in the change's own transaction
-(``publisher.store``). The :class:`OutboxRelay` turns those records into fat pings —
-an RPDE page of the changed items for the RPDE topic, an Atom document of the changed
-entries for the Atom topic — and marks them relayed *in the same transaction* as
-:meth:`federation.websub.Hub.publish` queues the deliveries. A crash therefore loses no
-change and a restarted publisher resumes where it stopped: all state is in SQL.
+(``publisher.store``). The :class:`OutboxRelay` claims those records and marks them
+relayed *in the same transaction* as :class:`federation.relay.Relay` queues their fat
+pings, rendered by the builder the feeds are served with (``publisher.feeds.feed_builder``).
+A crash therefore loses no change and a restarted publisher resumes where it stopped:
+all state is in SQL.
 
 Who does the work: a :class:`PublisherHubWorker` thread (no Redis needed), started by
 ``init_app`` unless ``HUB_WORKER`` is false; or, when ``REDIS_URL`` is set, rq jobs
-(:func:`run_due`) enqueued on each wake, on the ``HUB_QUEUE`` queue.
+(:func:`run_due`) enqueued on each wake, on the ``HUB_QUEUE`` queue, which build the hub
+from the plain settings they carry (:func:`job_settings`), not from an app.
 """
 
 from __future__ import annotations
@@ -17,34 +18,32 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, render_template, request
-from sqlalchemy import Connection, Engine, and_, select, update
+from sqlalchemy import RowMapping, and_, select, update
 
+from federation.clock import utcnow
 from federation.config import load_config
-from federation.db import create_tables
-from federation.feeds import ATOM_MEDIA_TYPE, FeedInfo, Tombstone, render_atom
+from federation.feeds import ATOM_PATH, RPDE_PATH, Change, FeedBuilder
 from federation.fetch import GuardedClient
+from federation.queue import queue_for
+from federation.relay import BATCH, Relay, feed_hub
 from federation.websub import AppHubWorker, Hub
 from federation.websub import jobs as websub_jobs
-from federation.websub.hub import LeasePolicy, RetryPolicy
+from federation.websub.hub import HUB_PATH
 from federation.websub.worker import PRUNE_EVERY
 from publisher import admin
 from publisher.auth import admin_required
 from publisher.extensions import STORE_KEY, csrf, get_store, public_url
-from publisher.feeds import ATOM_PATH, RPDE_PATH
-from publisher.store import DELETED, Store, metadata, outbox
-from schema import rpde
+from publisher.feeds import feed_builder
+from publisher.store import Store, metadata, outbox
 
 log = logging.getLogger(__name__)
 
 HUB_KEY = "publisher.hub"
-HUB_PATH = "/websub"
-RELAY_BATCH = 500  # at most one RPDE page of changes per fat ping
 OUTBOX_KEEP = timedelta(days=7)  # relayed records kept this long for operators, then purged
 
 HUB_DEFAULTS: dict[str, Any] = {
@@ -57,27 +56,30 @@ HUB_DEFAULTS: dict[str, Any] = {
     "HUB_LEASE_MAX_SECONDS": 30 * 86_400,
 }
 
-# The relay and purge of the process's most recent app: what an rq job in this process works for.
-_current: dict[str, Any] = {}
+# What the hub's rq jobs rebuild it from. Named one by one: rq keeps them in Redis, which
+# is no place for the secret key or the mail password.
+JOB_SETTINGS = ("DATABASE_URL", "ALLOW_PRIVATE_NETWORKS", "PUBLISHER_NAME", "FEED_LICENSE", "TOMBSTONE_DAYS")
+
+# The relays rq jobs work for, one per database in a process.
+_relays: dict[str, OutboxRelay] = {}
 
 
-class OutboxRelay:
-    """Turns unrelayed outbox records into fat pings on ``hub``, one transaction per batch."""
+class OutboxRelay(Relay):
+    """Turns unrelayed outbox records into fat pings, one transaction per batch."""
 
-    def __init__(self, hub: Hub, engine: Engine, *, title: str, license_url: str) -> None:
-        self.hub = hub
-        self.engine = engine
-        self.title = title
-        self.license_url = license_url
+    def __init__(self, hub: Hub, feed: FeedBuilder, store: Store) -> None:
+        super().__init__(hub, feed)
+        self.store = store
+        self.engine = store.engine
 
-    def relay(self, limit: int = RELAY_BATCH) -> int:
+    def relay(self, limit: int = BATCH) -> int:
         """Publish the oldest unrelayed changes to every subscribed topic; returns how many records.
 
         The records are claimed by the same ``UPDATE`` that marks them relayed: on
         PostgreSQL a second relay waits on the row locks and then finds them taken; on
         SQLite the write lock puts relays in single file.
         """
-        now = datetime.now(UTC)
+        now = utcnow()
         with self.engine.begin() as conn:
             oldest = (
                 select(outbox.c.id)
@@ -95,61 +97,19 @@ class OutboxRelay:
                 .mappings()
                 .all()
             )
-            if records:
-                self._publish(conn, _latest_per_activity(records), now)
+            self.publish(conn, map(_outbox_change, records))
         return len(records)
 
-    def _publish(self, conn: Connection, records: list[Mapping[str, Any]], now: datetime) -> None:
-        s = self.hub.subscriptions
-        topics = (
-            conn.execute(select(s.c.topic).distinct().where(s.c.state == "active", s.c.expires_at > now))
-            .scalars()
-            .all()
-        )
-        for topic in topics:
-            path = urlsplit(topic).path
-            if path.endswith(ATOM_PATH):
-                body, media_type = self._atom(topic, records), ATOM_MEDIA_TYPE
-            elif path.endswith(RPDE_PATH):
-                body, media_type = _rpde_page(topic, records, self.license_url), rpde.MEDIA_TYPE
-            else:  # a topic this publisher no longer serves: nothing to say to it
-                continue
-            self.hub.publish(conn, topic, body, media_type)
 
-    def _atom(self, topic: str, records: list[Mapping[str, Any]]) -> bytes:
-        base = topic.removesuffix(ATOM_PATH)
-        info = FeedInfo(
-            title=f"{self.title}: activities",
-            self_url=topic,
-            home_url=base + "/",
-            hub_url=base + HUB_PATH,
-            license_url=self.license_url,
-        )
-        return render_atom(
-            info,
-            [r["data"] for r in records if r["state"] != DELETED],
-            [Tombstone(r["activity_uri"], r["created_at"]) for r in records if r["state"] == DELETED],
-        )
-
-
-def _latest_per_activity(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """One record per activity, its latest, in change order: an RPDE page lists an item once."""
-    latest: dict[str, Mapping[str, Any]] = {}
-    for record in sorted(records, key=lambda r: r["change_number"]):
-        latest.pop(record["activity_uri"], None)
-        latest[record["activity_uri"]] = record
-    return list(latest.values())
-
-
-def _rpde_page(topic: str, records: list[Mapping[str, Any]], license_url: str) -> bytes:
-    items = [
-        rpde.deleted_item(r["activity_uri"], r["change_number"], r["kind"])
-        if r["state"] == DELETED
-        else rpde.updated_item(r["activity_uri"], r["change_number"], r["data"], r["kind"])
-        for r in records
-    ]
-    reached = max(r["change_number"] for r in records)
-    return rpde.encode_page(items, f"{topic}?afterChangeNumber={reached}", license_url)
+def _outbox_change(record: RowMapping) -> Change:
+    return Change(
+        id=record["activity_uri"],
+        change_number=record["change_number"],
+        state=record["state"],
+        kind=record["kind"],
+        data=record["data"],
+        when=record["created_at"],
+    )
 
 
 def purge_old_records(store: Store, tombstone_days: int) -> None:
@@ -165,15 +125,14 @@ def purge_old_records(store: Store, tombstone_days: int) -> None:
 class PublisherHubWorker(AppHubWorker):
     """An :class:`AppHubWorker` that relays the outbox first, and hourly purges old records."""
 
-    def __init__(self, app: Flask, relay: OutboxRelay, store: Store, interval: float) -> None:
+    def __init__(self, app: Flask, relay: OutboxRelay, interval: float) -> None:
         super().__init__(app, relay.hub, interval)
         self.relay = relay
-        self.store = store
         self._next_purge = 0.0
 
     def run_for(self, app: Flask) -> int:
         if time.monotonic() >= self._next_purge:
-            purge_old_records(self.store, app.config["TOMBSTONE_DAYS"])
+            purge_old_records(self.relay.store, app.config["TOMBSTONE_DAYS"])
             self._next_purge = time.monotonic() + PRUNE_EVERY
         return self.relay.relay() + super().run_for(app)
 
@@ -183,52 +142,33 @@ def _topics() -> set[str]:
     return {base + RPDE_PATH, base + ATOM_PATH}
 
 
-def _hub_url_for(topic: str) -> str:
-    path = urlsplit(topic).path
-    for feed_path in (ATOM_PATH, RPDE_PATH):
-        if path.endswith(feed_path):
-            return topic.removesuffix(feed_path) + HUB_PATH
-    return public_url() + HUB_PATH
+def _relay(store: Store, settings: Mapping[str, Any]) -> OutboxRelay:
+    """The hub and its outbox relay over ``store``: for the app and for rq jobs alike."""
+    client = functools.partial(GuardedClient, allow_private=bool(settings["ALLOW_PRIVATE_NETWORKS"]))
+    hub = feed_hub(metadata, store.engine, settings, topics=_topics, client=client)
+    return OutboxRelay(hub, feed_builder(settings), store)
 
 
 def init_app(app: Flask) -> OutboxRelay:
-    """Mount the hub on ``app``: tables, ``POST /websub``, the operator page, and its worker."""
+    """Mount the hub on ``app``: ``POST /websub``, the operator page, and its worker."""
     given = {key: app.config[key] for key in HUB_DEFAULTS if key in app.config}
     app.config.update(load_config(HUB_DEFAULTS, given))
     config = app.config
-    store: Store = app.extensions[STORE_KEY]
-    engine = store.engine
-    allow_private = bool(config["ALLOW_PRIVATE_NETWORKS"])
-    hub = Hub(
-        metadata,
-        engine=lambda: engine,
-        topics=_topics,
-        hub_url=_hub_url_for,
-        client=lambda: GuardedClient(allow_private=allow_private),
-        lease=LeasePolicy(
-            default=int(config["HUB_LEASE_SECONDS"]),
-            minimum=int(config["HUB_LEASE_MIN_SECONDS"]),
-            maximum=int(config["HUB_LEASE_MAX_SECONDS"]),
-        ),
-        retry=RetryPolicy(base=float(config["HUB_RETRY_BASE_SECONDS"])),
-    )
-    create_tables(engine, metadata)  # the hub's tables sit beside the store's
-    relay = OutboxRelay(hub, engine, title=config["PUBLISHER_NAME"], license_url=config["FEED_LICENSE"])
+    relay = _relay(app.extensions[STORE_KEY], config)
     app.extensions[HUB_KEY] = relay
-    _current["relay"] = relay
-    _current["purge"] = functools.partial(purge_old_records, store, config["TOMBSTONE_DAYS"])
 
-    hub_bp = hub.blueprint()
+    hub_bp = relay.hub.blueprint()
     csrf.exempt(hub_bp)  # subscribers are servers posting forms, with no session to forge
     app.register_blueprint(hub_bp)
     app.register_blueprint(operator_bp)
     app.after_request(_wake_after_writes)
 
     if config["REDIS_URL"]:
-        hub.on_wake(lambda: _enqueue_run_due(config["REDIS_URL"], config["HUB_QUEUE"]))
+        queue, settings = queue_for(config["REDIS_URL"], config["HUB_QUEUE"]), job_settings(config)
+        relay.hub.on_wake(lambda: queue.enqueue(run_due, settings))
     elif config["HUB_WORKER"]:
         app.extensions["publisher.hub_worker"] = PublisherHubWorker(
-            app, relay, store, float(config["HUB_POLL_SECONDS"])
+            app, relay, float(config["HUB_POLL_SECONDS"])
         ).start()
     return relay
 
@@ -248,33 +188,30 @@ def _wake_after_writes(response: Response) -> Response:
     return response
 
 
-def _enqueue_run_due(redis_url: str, queue_name: str) -> None:
-    from redis import Redis
-    from rq import Queue
-
-    Queue(queue_name, connection=Redis.from_url(redis_url)).enqueue(run_due)
+def job_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings the hub's rq jobs build it from (:func:`run_due` takes them)."""
+    return {key: config[key] for key in (*JOB_SETTINGS, *HUB_DEFAULTS)}
 
 
-def current_relay() -> OutboxRelay:
-    """The relay of the app built last in this process, or of one built from the environment."""
-    if "relay" not in _current:
-        from publisher import create_app
-
-        create_app({"HUB_WORKER": False})
-    return _current["relay"]
-
-
-def current_hub() -> Hub:
-    """The hub :func:`current_relay` serves (the factory the shared rq jobs name)."""
-    return current_relay().hub
+def relay_for(settings: Mapping[str, Any]) -> OutboxRelay:
+    """The relay an rq job works for, built from the job's settings, no app needed."""
+    url = settings["DATABASE_URL"]
+    if url not in _relays:
+        _relays[url] = _relay(Store.from_url(url), settings)
+    return _relays[url]
 
 
-def run_due() -> int:
+def hub_for(settings: Mapping[str, Any]) -> Hub:
+    """The hub :func:`relay_for` serves (the factory the shared rq jobs name)."""
+    return relay_for(settings).hub
+
+
+def run_due(settings: Mapping[str, Any]) -> int:
     """The rq job: relay the outbox, then verify and deliver whatever is due; purge about hourly."""
-    relay = current_relay()
+    relay = relay_for(settings)
     if _purge_due():
-        _current["purge"]()
-    return relay.relay() + websub_jobs.run_due(f"{__name__}:current_hub")
+        purge_old_records(relay.store, int(settings["TOMBSTONE_DAYS"]))
+    return relay.relay() + websub_jobs.run_due(f"{__name__}:hub_for", settings)
 
 
 def _purge_due() -> bool:
@@ -320,5 +257,5 @@ def subscribers() -> str:
         failing=failing,
         backlog=get_store().outbox_backlog(),
         hub_url=public_url() + HUB_PATH,
-        now=datetime.now(UTC),
+        now=utcnow(),
     )

@@ -24,9 +24,10 @@ import difflib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import IO, Any
 
+from federation.clock import utcnow
 from publisher import editing, forms
 from publisher.store import Group, Store, StoredActivity
 from schema import validate_activity
@@ -231,13 +232,14 @@ def import_csv(
     dry_run: bool = True,
     good_rows_only: bool = False,
     base_url: str,
+    now: datetime | None = None,
 ) -> ImportReport:
     """Check every row of a CSV of activities and, unless ``dry_run``, save them.
 
     ``groups`` is the one group every row belongs to (an editor's import), or the groups
     the "Group" column may name (an administrator's). Nothing is written when any row
     has a problem, unless ``good_rows_only``; then the good rows are saved and the report
-    still lists the bad ones.
+    still lists the bad ones. ``now`` is the app's clock reading, for ``lastVerified``.
     """
     text = source.read() if hasattr(source, "read") else source
     if isinstance(text, bytes):
@@ -265,7 +267,7 @@ def import_csv(
                 message = f"Line {claimed[existing.slug]} already changes this activity; keep one row for it."
                 result.problems.append(RowProblem(line, "Activity name", message))
             claimed.setdefault(existing.slug, line)
-        doc = _check_row(cells, group, result, base_url, existing)
+        doc = _check_row(cells, group, result, base_url, existing, now)
         report.rows.append(result)
         checked.append((result, group, doc))
     if dry_run or report.file_problems or (report.bad_rows and not good_rows_only):
@@ -276,7 +278,7 @@ def import_csv(
         if result.unchanged:
             result.slug = result.updates
             continue
-        saved = editing.save_activity(store, group, doc, result.updates, base_url=base_url)
+        saved = editing.save_activity(store, group, doc, result.updates, base_url=base_url, now=now)
         result.slug = saved.slug
         result.problems += _row_problems(result.line, saved.problems)
     return report
@@ -396,6 +398,7 @@ def _check_row(
     result: RowResult,
     base_url: str,
     stored: StoredActivity | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The row's activity as it would be saved; its problems go on ``result``.
 
@@ -406,10 +409,10 @@ def _check_row(
         # Without a group the organiser is unknown; the rest of the row is still checked.
         group = Group(
             id=0, slug="", name="(group)", url=None, email=None, telephone=None, description=None,
-            created_at=datetime.now(UTC),
+            created_at=utcnow(),
         )  # fmt: skip
     slug = stored.slug if stored else None
-    prepared = editing.prepare_activity(group, doc, slug, base_url=base_url, existing=stored)
+    prepared = editing.prepare_activity(group, doc, slug, base_url=base_url, existing=stored, now=now)
     problems = forms.merge_problems(read_problems, validate_activity(prepared))
     result.problems += _row_problems(result.line, problems)
     if stored is not None and stored.data is not None:

@@ -11,13 +11,15 @@ import smtplib
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import Column, Engine, Integer, String, Table, Text, desc, insert, select
 
-from publisher.store import UTCDateTime, metadata
+from federation.clock import utcnow
+from federation.db import UTCDateTime
+from publisher.store import metadata
 
 MAIL_DEFAULTS: dict[str, Any] = {
     "SMTP_HOST": "",  # unset: emails go to the outbox at /admin/outbox
@@ -101,7 +103,7 @@ def keep(engine: Engine, email: Email, reason: str) -> None:
                 subject=email.subject,
                 body=email.body,
                 reason=reason,
-                created_at=datetime.now(UTC),
+                created_at=utcnow(),
             )
         )
 

@@ -9,11 +9,12 @@ activity itself for machines: one URL, as the ``id`` promises.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
+from federation.clock import utcnow
 from publisher.extensions import get_store, hub_url, limiter, public_rate_limit, public_url
 from publisher.feeds import feed_links
 from schema import next_occurrences, vocab
@@ -71,7 +72,7 @@ def upcoming_sessions(activity: dict[str, Any], count: int = NEXT_SESSIONS) -> l
     """The next sessions in plain English, e.g. "Tuesday 1 December 2026, 10:00 to 11:00"."""
     return [
         f"{long_date(occurrence.start)}, {occurrence.start:%H:%M} to {occurrence.end:%H:%M}"
-        for occurrence in next_occurrences(activity, datetime.now(UTC), count)
+        for occurrence in next_occurrences(activity, utcnow(), count)
     ]
 
 
@@ -153,7 +154,7 @@ def activity(slug: str) -> Response | tuple[str, int] | str:
         response = jsonify(stored.data)
     else:
         response = current_app.make_response(
-            render_template("activity.html", activity=stored.data, json_ld=_json_ld(stored.data))
+            render_template("activity.html", activity=stored.data, json_ld=_json_ld(stored.live_data))
         )
     response.vary.add("Accept")
     return response

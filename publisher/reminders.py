@@ -32,11 +32,13 @@ from flask import Blueprint, Flask, current_app, flash, redirect, render_templat
 from sqlalchemy import Column, Integer, String, Table, Text, UniqueConstraint, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from federation.clock import clock
 from federation.config import load_config
+from federation.db import UTCDateTime
 from publisher import admin, editing, mail
 from publisher.auth import admin_required
-from publisher.extensions import STORE_KEY, clock, public_url
-from publisher.store import Group, Store, StoredActivity, UTCDateTime, metadata
+from publisher.extensions import STORE_KEY, public_url
+from publisher.store import Group, Store, StoredActivity, metadata
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ class Overdue:
 
     @property
     def name(self) -> str:
-        return self.activity.data["name"]
+        return self.activity.live_data["name"]
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,9 @@ def overdue(store: Store, steps: Sequence[int], now: datetime) -> list[Overdue]:
     today = editing.today(now)
     late = []
     for stored in store.list_activities():
-        if stored.data.get("status") == "cancelled":
+        if stored.live_data.get("status") == "cancelled":
             continue
-        last_verified = date.fromisoformat(stored.data["lastVerified"])
+        last_verified = date.fromisoformat(stored.live_data["lastVerified"])
         if (today - last_verified).days >= steps[0]:
             late.append((stored, last_verified))
     sent = _sent(store, [stored.slug for stored, _ in late])
@@ -327,9 +329,8 @@ def outbox_page() -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Settings, tables and the administrator's pages (``/admin/overdue``, ``/admin/outbox``)."""
+    """Settings and the administrator's pages (``/admin/overdue``, ``/admin/outbox``)."""
     given = {key: app.config[key] for key in REMINDER_DEFAULTS if key in app.config}
     app.config.update(load_config(REMINDER_DEFAULTS, given))
     reminder_steps(app.config)  # a wrong setting stops the start, not the first reminder run
-    app.extensions[STORE_KEY].create_tables()  # the store's own locked create: sent_reminders, email_outbox
     app.register_blueprint(bp)

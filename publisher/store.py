@@ -4,14 +4,9 @@ One ``Store`` wraps one engine and gives each operation its own transaction, so
 callers (the API, the editors' UI, the CSV import, the CLI) never hold a connection.
 It works on SQLite and PostgreSQL alike.
 
-Change numbers are the heart of the RPDE feed: integers, strictly increasing, and
-assigned so that no change can commit *behind* a reader's cursor. A database
-sequence cannot promise that on PostgreSQL (transaction 8 may commit before
-transaction 7, and a reader that saw 8 would skip 7 for ever), so every write first
-bumps the single ``feed_counter`` row. The row lock that ``UPDATE`` takes is held
-until commit, which puts writers in single file: numbers are handed out in commit
-order. On SQLite the same ``UPDATE`` takes the database's write lock first thing,
-so the later reads in the transaction are consistent and no lock upgrade can fail.
+Change numbers are the heart of the RPDE feed: every write first takes the next one
+from ``feed_counter`` (:func:`federation.db.next_change_numbers`), which keeps writers in
+commit order, so no change can commit behind a reader's cursor.
 """
 
 from __future__ import annotations
@@ -21,7 +16,8 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -29,7 +25,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
-    DateTime,
     Engine,
     ForeignKey,
     Integer,
@@ -37,10 +32,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
     and_,
     delete,
-    event,
     func,
     insert,
     or_,
@@ -49,30 +42,23 @@ from sqlalchemy import (
 )
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from federation.db import create_tables, make_engine
+from federation import migrate
+from federation.clock import utcnow
+from federation.db import (
+    UTCDateTime,
+    counter_table,
+    inserted_id,
+    last_change_number,
+    make_engine,
+    next_change_numbers,
+)
+from federation.websub.hub import define_tables
 
 metadata = MetaData()
 
 ROLES = ("admin", "editor")
 UPDATED, DELETED = "updated", "deleted"
 TOKEN_PREFIX = "lfp_"
-
-
-class UTCDateTime(TypeDecorator):
-    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (which has no zones) as on PostgreSQL."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"{value!r} has no time zone; pass an aware datetime (UTC).")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
 
 
 groups = Table(
@@ -143,17 +129,20 @@ outbox = Table(
     Column("delivered_at", UTCDateTime, index=True),
 )
 
-feed_counter = Table(
-    "feed_counter",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("value", BigInteger, nullable=False),
+feed_counter = counter_table(metadata, "feed_counter")
+
+
+def _every_table() -> MetaData:
+    """``metadata`` with the tables the publisher's other modules and its WebSub hub add to it."""
+    from publisher import mail, reminders  # noqa: F401  (they define their tables on import)
+
+    define_tables(metadata)
+    return metadata
+
+
+MIGRATIONS = migrate.Migrations(
+    versions=Path(__file__).with_name("migrations"), tables=_every_table, program="localfeed-publisher"
 )
-
-
-@event.listens_for(feed_counter, "after_create")
-def _seed_counter(target: Table, connection: Connection, **_kw: Any) -> None:
-    connection.execute(insert(target).values(id=1, value=0))
 
 
 class StoreError(Exception):
@@ -221,6 +210,12 @@ class StoredActivity:
     def is_deleted(self) -> bool:
         return self.state == DELETED
 
+    @property
+    def live_data(self) -> dict[str, Any]:
+        """``data`` of a live activity, for callers that have left tombstones out."""
+        assert self.data is not None, f"{self.slug} is deleted"
+        return self.data
+
 
 def slugify(text: str, max_length: int = 60) -> str:
     """A readable URL slug: ``"St Mark's Lunch Club!"`` becomes ``"st-marks-lunch-club"``."""
@@ -233,10 +228,6 @@ def slugify(text: str, max_length: int = 60) -> str:
 def hash_token(token: str) -> str:
     """Tokens are stored only as their SHA-256, so a leaked database leaks no working token."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _group(row) -> Group:
@@ -265,9 +256,9 @@ class Store:
     def from_url(cls, url: str) -> Store:
         return cls(make_engine(url))
 
-    def create_tables(self) -> None:
-        """Create whatever tables are missing, safely when several processes start at once."""
-        create_tables(self.engine, metadata)
+    def prepare(self, *, auto_upgrade: bool = False) -> None:
+        """Build a new database, or check an existing one is at the latest revision (or upgrade it)."""
+        migrate.prepare(self.engine, MIGRATIONS, auto_upgrade=auto_upgrade)
 
     # -- groups ---------------------------------------------------------------
 
@@ -293,27 +284,27 @@ class Store:
         with self.engine.begin() as conn:
             if conn.execute(select(groups.c.id).where(groups.c.slug == slug)).first():
                 raise Conflict(f"A group with the slug {slug!r} already exists; choose another slug.")
-            values = dict(
+            values: dict[str, Any] = dict(
                 slug=slug,
                 name=name,
                 url=url,
                 email=email,
                 telephone=telephone,
                 description=description,
-                created_at=_now(),
+                created_at=utcnow(),
             )
-            group_id = conn.execute(insert(groups).values(**values)).inserted_primary_key[0]
+            group_id = inserted_id(conn.execute(insert(groups).values(**values)))
         return Group(id=group_id, **values)
 
     def get_group(self, group_id: int) -> Group | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(groups).where(groups.c.id == group_id)).first()
-        return row and _group(row)
+        return _group(row) if row else None
 
     def get_group_by_slug(self, slug: str) -> Group | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(groups).where(groups.c.slug == slug)).first()
-        return row and _group(row)
+        return _group(row) if row else None
 
     def list_groups(self) -> list[Group]:
         with self.engine.connect() as conn:
@@ -340,10 +331,10 @@ class Store:
                 and not conn.execute(select(groups.c.id).where(groups.c.id == group_id)).first()
             ):
                 raise NotFound(f"There is no group number {group_id}; add the group first.")
-            values = dict(email=email, role=role, group_id=group_id, created_at=_now())
-            user_id = conn.execute(
+            values: dict[str, Any] = dict(email=email, role=role, group_id=group_id, created_at=utcnow())
+            user_id = inserted_id(conn.execute(
                 insert(users).values(password_hash=generate_password_hash(password), **values)
-            ).inserted_primary_key[0]
+            ))
         return User(id=user_id, **values)
 
     def authenticate(self, email: str, password: str) -> User | None:
@@ -369,7 +360,7 @@ class Store:
     def get_user(self, user_id: int) -> User | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(users).where(users.c.id == user_id)).first()
-        return row and _user(row)
+        return _user(row) if row else None
 
     def list_users(self, group_id: int | None = None) -> list[User]:
         query = select(users).order_by(users.c.email)
@@ -390,10 +381,12 @@ class Store:
         with self.engine.begin() as conn:
             if not conn.execute(select(groups.c.id).where(groups.c.id == group_id)).first():
                 raise NotFound(f"There is no group number {group_id}; add the group first.")
-            values = dict(group_id=group_id, label=label.strip() or "API token", created_at=_now())
-            token_id = conn.execute(
+            values: dict[str, Any] = dict(
+                group_id=group_id, label=label.strip() or "API token", created_at=utcnow()
+            )
+            token_id = inserted_id(conn.execute(
                 insert(api_tokens).values(token_sha256=hash_token(clear), **values)
-            ).inserted_primary_key[0]
+            ))
         return ApiToken(id=token_id, last_used_at=None, **values), clear
 
     def group_for_token(self, clear_token: str) -> Group | None:
@@ -408,7 +401,7 @@ class Store:
             if row is None:
                 return None
             conn.execute(
-                update(api_tokens).where(api_tokens.c.id == row.token_id).values(last_used_at=_now())
+                update(api_tokens).where(api_tokens.c.id == row.token_id).values(last_used_at=utcnow())
             )
         return _group(row)
 
@@ -431,7 +424,7 @@ class Store:
         """The activity (or tombstone) with this slug."""
         with self.engine.connect() as conn:
             row = conn.execute(select(activities).where(activities.c.slug == slug)).first()
-        return row and _activity(row)
+        return _activity(row) if row else None
 
     def list_activities(
         self, group_id: int | None = None, *, include_deleted: bool = False
@@ -466,7 +459,7 @@ class Store:
     def create_activity(self, group_id: int, slug: str, doc: dict[str, Any]) -> StoredActivity:
         """Store a new activity under ``slug``; raises Conflict if the slug or the ``id`` is taken."""
         with self.engine.begin() as conn:
-            number, now = self._next_change(conn), _now()
+            number, now = next_change_numbers(conn, feed_counter)[0], utcnow()
             clash = conn.execute(
                 select(activities.c.slug).where(or_(activities.c.slug == slug, activities.c.uri == doc["id"]))
             ).first()
@@ -483,7 +476,7 @@ class Store:
                 modified_at=now,
                 deleted_at=None,
             )
-            pk = conn.execute(insert(activities).values(**values)).inserted_primary_key[0]
+            pk = inserted_id(conn.execute(insert(activities).values(**values)))
             stored = StoredActivity(pk=pk, **values)
             self._record_change(conn, stored)
         return stored
@@ -496,7 +489,7 @@ class Store:
         ``group_id``, when given, must own the activity; otherwise it is reported as absent.
         """
         with self.engine.begin() as conn:
-            number, now = self._next_change(conn), _now()
+            number, now = next_change_numbers(conn, feed_counter)[0], utcnow()
             current = self._live_row(conn, slug, group_id)
             if doc.get("id") != current.uri:
                 raise StoreError(f"An activity's id never changes: keep {current.uri!r}.")
@@ -505,7 +498,7 @@ class Store:
     def delete_activity(self, slug: str, *, group_id: int | None = None) -> StoredActivity:
         """Turn a live activity into a tombstone (no data) with a new change number."""
         with self.engine.begin() as conn:
-            number, now = self._next_change(conn), _now()
+            number, now = next_change_numbers(conn, feed_counter)[0], utcnow()
             current = self._live_row(conn, slug, group_id)
             return self._rewrite(conn, current, number, now, state=DELETED, data=None, deleted_at=now)
 
@@ -514,10 +507,10 @@ class Store:
     ) -> StoredActivity:
         """Record that the organiser confirmed the activity on ``day``; a change like any other."""
         with self.engine.begin() as conn:
-            number, now = self._next_change(conn), _now()
+            number, now = next_change_numbers(conn, feed_counter)[0], utcnow()
             current = self._live_row(conn, slug, group_id)
             stamp = (modified or now).isoformat(timespec="seconds")
-            data = {**current.data, "lastVerified": day.isoformat(), "dateModified": stamp}
+            data = {**current.live_data, "lastVerified": day.isoformat(), "dateModified": stamp}
             return self._rewrite(conn, current, number, now, data=data)
 
     def changes_after(self, change_number: int, limit: int) -> list[StoredActivity]:
@@ -533,23 +526,14 @@ class Store:
 
     def last_change_number(self) -> int:
         with self.engine.connect() as conn:
-            return conn.execute(select(feed_counter.c.value).where(feed_counter.c.id == 1)).scalar_one()
+            return last_change_number(conn, feed_counter)
 
     def purge_tombstones(self, older_than: timedelta) -> int:
         """Forget tombstones deleted more than ``older_than`` ago; returns how many."""
-        cutoff = _now() - older_than
+        cutoff = utcnow() - older_than
         condition = and_(activities.c.state == DELETED, activities.c.deleted_at < cutoff)
         with self.engine.begin() as conn:
             return conn.execute(delete(activities).where(condition)).rowcount
-
-    def _next_change(self, conn: Connection) -> int:
-        """Take the next change number, holding the counter's lock until this transaction ends."""
-        return conn.execute(
-            update(feed_counter)
-            .where(feed_counter.c.id == 1)
-            .values(value=feed_counter.c.value + 1)
-            .returning(feed_counter.c.value)
-        ).scalar_one()
 
     def _live_row(self, conn: Connection, slug: str, group_id: int | None) -> StoredActivity:
         condition = and_(activities.c.slug == slug, activities.c.state == UPDATED)
@@ -585,7 +569,7 @@ class Store:
 
     def purge_outbox(self, older_than: timedelta) -> int:
         """Forget delivered records older than ``older_than``; returns how many."""
-        condition = and_(outbox.c.delivered_at.is_not(None), outbox.c.delivered_at < _now() - older_than)
+        condition = and_(outbox.c.delivered_at.is_not(None), outbox.c.delivered_at < utcnow() - older_than)
         with self.engine.begin() as conn:
             return conn.execute(delete(outbox).where(condition)).rowcount
 

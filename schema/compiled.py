@@ -51,7 +51,8 @@ def _json_equal(a: Any, b: Any) -> bool:
         return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
+    equal: bool = a == b
+    return equal
 
 
 def _all_unique(items: list[Any]) -> bool:
@@ -260,4 +261,5 @@ def compile_predicate(schema: Mapping[str, Any], formats: Mapping[str, Callable[
         ["def _always(v):", "    return True", "", "def _never(v):", "    return False", "", *compiler.lines]
     )
     exec(compile(source, f"<compiled {schema.get('$id', 'schema')}>", "exec"), namespace)
-    return namespace[entry]
+    predicate: Predicate = namespace[entry]
+    return predicate

@@ -38,7 +38,7 @@ def encode_page(items: Iterable[Mapping[str, Any]], next_url: str, license: str 
 def decode_page(body: bytes | str) -> dict[str, Any]:
     """The page in ``body``, checked against feed-page.schema.json; raises PageError if it is not one."""
     try:
-        page = orjson.loads(body)
+        page: dict[str, Any] = orjson.loads(body)  # the schema check below makes it an object
     except orjson.JSONDecodeError as exc:
         start = body[:40].decode("utf-8", "replace") if isinstance(body, bytes) else body[:40]
         raise PageError(

@@ -447,7 +447,7 @@ class _Explainer:
         rank = {key: index for index, key in enumerate(self.labels)}
 
         def position(problem: Problem) -> list[tuple[int, int | str]]:
-            key, out = "", []
+            key, out = "", list[tuple[int, int | str]]()
             for token in _PATH_TOKEN.finditer(problem.path):
                 name, index, quoted = token.groups()
                 if index is not None:
@@ -470,7 +470,8 @@ class _Explainer:
         parts = list(error.absolute_path)
         key = _field_key(parts)
         keyword = error.validator
-        value = error.instance
+        value: Any = error.instance  # the stubs allow Unset; the validator's errors always carry these
+        rule: Any = error.validator_value
         if key in ("price", "price.isFree") and "else" in error.absolute_schema_path:
             # Neither free nor an amount: the amount is what is missing, unless isFree is
             # not true or false at all, which its own type error explains.
@@ -480,7 +481,7 @@ class _Explainer:
             return
         if keyword == "required":
             present = value if isinstance(value, dict) else {}
-            for name in error.validator_value:
+            for name in rule:
                 if name not in present:
                     yield self._missing([*parts, name])
             return
@@ -499,10 +500,12 @@ class _Explainer:
         return Problem(_json_path(parts), "required", f"{label} {_is(label)} missing; {hint}.")
 
     def _unknown_fields(self, error: ValidationError, parts: list[Any]) -> Iterator[Problem]:
-        known = list(error.schema.get("properties", {}))
-        patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
+        schema: Any = error.schema  # the stubs allow bool or Unset; additionalProperties is in an object
+        instance: Any = error.instance
+        known = list(schema.get("properties", {}))
+        patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
         owner = self.label(_field_key(parts), parts).lower() if parts else "an activity"
-        for name in error.instance:
+        for name in instance:
             if name in known or any(p.search(name) for p in patterns):
                 continue
             close = difflib.get_close_matches(name, known, n=1)
@@ -517,20 +520,21 @@ class _Explainer:
 
     def _describe(self, error: ValidationError, key: str, label: str, value: Any) -> tuple[str, str]:
         keyword = error.validator
+        rule: Any = error.validator_value  # the stubs allow Unset; the validator's errors always carry it
         if keyword == "type":
-            expected = error.validator_value
+            expected = rule
             wanted = " or ".join(
                 _TYPE_WORDS.get(t, t) for t in ([expected] if isinstance(expected, str) else expected)
             )
             return "wrong-type", f"{label} should be {wanted}, not {_json_type(value)}."
         if keyword == "enum":
-            return self._not_in_list(key, label, value, error.validator_value)
+            return self._not_in_list(key, label, value, rule)
         if keyword == "const":
             return self._const(key, label, value, error.validator_value)
         if keyword == "pattern":
-            return self._pattern(error.validator_value, label, value)
+            return self._pattern(rule, label, value)
         if keyword == "format":
-            return self._format(error.validator_value, label, value)
+            return self._format(rule, label, value)
         if keyword == "maxLength":
             limit = error.validator_value
             return "too-long", f"{label} is {len(value)} characters long; shorten it to {limit} or fewer."

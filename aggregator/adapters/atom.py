@@ -25,6 +25,7 @@ import feedparser
 from aggregator.adapters import mapping as m
 from aggregator.adapters import openactive
 from aggregator.adapters.base import Change, Fetch, Page, Unmapped
+from federation.clock import utcnow
 
 KIND = "atom"
 
@@ -49,7 +50,7 @@ def pages(fetch: Fetch, url: str, cursor: str | None, *, now: datetime | None = 
     """One snapshot page of the feed's activity entries."""
     fetched = fetch(url)
     if fetched is not None:
-        yield read_feed(fetched.content, url, now or m.utc_now())
+        yield read_feed(fetched.content, url, now or utcnow())
 
 
 def read_feed(body: bytes, feed_url: str, now: datetime) -> Page:
@@ -112,7 +113,7 @@ def read_feed(body: bytes, feed_url: str, now: datetime) -> Page:
         page.unmapped.append(problem)
     for entry in parsed.entries:
         result = entry_result(entry, feed_url, now)
-        (page.changes if isinstance(result, Change) else page.unmapped).append(result)
+        page.add(result)
     return page
 
 

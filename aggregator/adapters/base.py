@@ -61,6 +61,13 @@ class Page:
     # harvest then deletes this source's copies whose ids are not in it.
     snapshot: bool = False
 
+    def add(self, result: Change | Unmapped) -> None:
+        """Put ``result`` with the changes or with the unmapped items, as it is."""
+        if isinstance(result, Change):
+            self.changes.append(result)
+        else:
+            self.unmapped.append(result)
+
 
 # ``fetch(url)`` is a guarded GET made by the harvest: it sends conditional headers
 # and returns ``None`` for 304 Not Modified, raises SourceGone / SourceBusy /

@@ -30,7 +30,8 @@ from dateutil.rrule import rrulestr
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from aggregator.adapters import mapping as m
-from aggregator.adapters.base import Change, Fetch, Page, Unmapped
+from aggregator.adapters.base import Fetch, Page, Unmapped
+from federation.clock import utcnow
 
 KIND = "ical"
 
@@ -67,7 +68,7 @@ def pages(fetch: Fetch, url: str, cursor: str | None, *, now: datetime | None = 
     """One snapshot page of the calendar's current and future activities."""
     fetched = fetch(url)
     if fetched is not None:
-        yield read_calendar(fetched.content, url, now or m.utc_now())
+        yield read_calendar(fetched.content, url, now or utcnow())
 
 
 def read_calendar(body: bytes, feed_url: str, now: datetime) -> Page:
@@ -89,7 +90,7 @@ def read_calendar(body: bytes, feed_url: str, now: datetime) -> Page:
     page = Page([], [], snapshot=True)
     for candidate in found:
         result = candidate.result()
-        (page.changes if isinstance(result, Change) else page.unmapped).append(result)
+        page.add(result)
     return page
 
 
@@ -104,7 +105,8 @@ def candidates(body: bytes, feed_url: str, now: datetime) -> list[m.Candidate]:
         if event.get("DTSTART") is None:
             found.append(_unreadable(event, context, "it has no start (DTSTART)"))
         else:
-            by_uid[str(event.get("UID") or f"{event['DTSTART'].to_ical().decode()}-{summary}")].append(event)
+            # icalendar types to_ical() as bytes or str; a DTSTART's is bytes.
+            by_uid[str(event.get("UID") or f"{event['DTSTART'].to_ical().decode()}-{summary}")].append(event)  # type: ignore[union-attr]
     for uid, events in by_uid.items():
         try:
             found += _candidates_of(calendar, uid, events, context)

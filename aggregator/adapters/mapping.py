@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from aggregator.adapters.base import Change, Unmapped
-from schema import is_valid_activity, validate_activity
+from schema import is_valid_activity, normalise_postcode, validate_activity
 from schema.vocab import categories as category_vocabulary
 
 # Marks an activity whose ``lastVerified`` is the day we harvested it, because the source
@@ -28,8 +28,7 @@ VERIFIED_BY = "ext:verifiedBy"
 VERIFIED_BY_HARVEST = "harvest"
 
 # The contract's postcode pattern, unanchored, to find a postcode inside free text.
-POSTCODE_IN_TEXT = re.compile(r"\b([A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}|GIR ?0AA)\b", re.IGNORECASE)
-_WHOLE_POSTCODE = re.compile(r"^\s*(?:[A-Z]{1,2}[0-9][A-Z0-9]? *[0-9][A-Z]{2}|GIR *0AA)\s*$", re.IGNORECASE)
+POSTCODE_IN_TEXT = re.compile(r"\b([A-Z]{1,2}[0-9][A-Z0-9]? *[0-9][A-Z]{2}|GIR *0AA)\b", re.IGNORECASE)
 _TELEPHONE = re.compile(r"^[+(]?[0-9][0-9 ()-]{5,24}$")
 _TAG = re.compile(r"<[^>]*>")
 _MARKUP_START = re.compile(r"<(?=[A-Za-z/!?])")
@@ -141,18 +140,14 @@ def http_url(value: Any) -> str | None:
 
 
 def find_postcode(value: Any) -> str | None:
-    """The first UK postcode in ``value`` (any text), upper-cased with one space, or None."""
+    """The first UK postcode in ``value`` (any text), in its normal form, or None."""
     match = POSTCODE_IN_TEXT.search(str(value or ""))
-    return normal_postcode(match.group(1)) if match else None
+    return normalise_postcode(match.group(1)) if match else None
 
 
-def is_postcode(value: Any) -> bool:
-    return isinstance(value, str) and bool(_WHOLE_POSTCODE.match(value))
-
-
-def normal_postcode(value: str) -> str:
-    compact = value.replace(" ", "").upper()
-    return f"{compact[:-3]} {compact[-3:]}"
+def postcode(value: Any) -> str | None:
+    """``value`` in its normal form when it is a UK postcode (a source field may hold anything), else None."""
+    return normalise_postcode(value) if isinstance(value, str) else None
 
 
 def telephone(value: Any) -> str | None:
@@ -275,11 +270,12 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+def as_object(value: Any) -> dict[str, Any]:
+    """A JSON object, or an empty one for anything else (missing, a string, a list)."""
+    return value if isinstance(value, dict) else {}
 
 
-def address(street: str, locality: str, postcode: str) -> dict[str, str]:
+def address(street: str | None, locality: str | None, postcode: str) -> dict[str, str]:
     """The contract's address, filling a missing street or locality from what is there."""
     street, locality = text(street, SHORT_TEXT), text(locality, SHORT_TEXT)
     return {

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from aggregator.adapters import mapping as m
 from aggregator.adapters.base import Change, Fetch, Page, Unmapped
+from federation.clock import utcnow
 
 KIND = "openactive"
 
@@ -58,7 +59,7 @@ def pages(fetch: Fetch, url: str, cursor: str | None, *, now: datetime | None = 
     them) is one snapshot page. ``now`` is the harvest time, used for freshness and for
     which session's spaces count.
     """
-    harvested_at = now or m.utc_now()
+    harvested_at = now or utcnow()
     series = _SeriesSeen(url, harvested_at)
     current = cursor or url
     while True:
@@ -85,8 +86,9 @@ def pages(fetch: Fetch, url: str, cursor: str | None, *, now: datetime | None = 
         page = Page([], [])
         for item in document["items"]:
             _page_item(item, series, page)
-        next_url = document.get("next")
-        last = not document["items"] or not isinstance(next_url, str) or next_url == current
+        next_link = document.get("next")
+        next_url = next_link if isinstance(next_link, str) else current
+        last = not document["items"] or next_url == current
         if not last and not _same_site(next_url, url):
             page.unmapped.append(
                 Unmapped(
@@ -139,7 +141,7 @@ def _page_item(item: Any, series: _SeriesSeen, page: Page) -> None:
                 )
             )
         else:
-            page.changes.append(joined)
+            page.add(joined)  # the series may no longer map with the session joined
         return
     if kind_of_data not in EVENT_TYPES:
         page.unmapped.append(
@@ -153,7 +155,7 @@ def _page_item(item: Any, series: _SeriesSeen, page: Page) -> None:
         )
         return
     result = series.add_series(item_id, data, _epoch(item.get("modified")), ref)
-    (page.changes if isinstance(result, Change) else page.unmapped).append(result)
+    page.add(result)
 
 
 class _SeriesSeen:
@@ -204,7 +206,7 @@ def _document_page(document: Any, url: str, harvested_at: datetime) -> Page:
         if isinstance(thing, dict) and thing_type(thing) in EVENT_TYPES:
             own = m.http_url(thing.get("@id")) or m.http_url(thing.get("url"))
             result = map_opportunity(thing, own or m.minted_id(url, index), harvested_at).result()
-            (page.changes if isinstance(result, Change) else page.unmapped).append(result)
+            page.add(result)
     if not page.changes and not page.unmapped:
         # Not a snapshot: an error document answered with 200 must not remove what we show.
         page.snapshot = False
@@ -338,7 +340,7 @@ def _place(data: Mapping[str, Any], activity: dict[str, Any], problems: list[str
     address = place.get("address")
     if isinstance(address, dict):
         raw = str(address.get("postalCode") or "")
-        postcode = m.normal_postcode(raw) if m.is_postcode(raw) else None
+        postcode = m.postcode(raw)
         street, locality = (
             address.get("streetAddress"),
             address.get("addressLocality") or address.get("addressRegion"),
@@ -352,7 +354,7 @@ def _place(data: Mapping[str, Any], activity: dict[str, Any], problems: list[str
         problems.append(f"its location {where} has no UK postcode" + (f" (it says '{raw}')" if raw else ""))
         return
     location: dict[str, Any] = {"name": name or postcode, "address": m.address(street, locality, postcode)}
-    point = place.get("geo") if isinstance(place.get("geo"), dict) else {}
+    point = m.as_object(place.get("geo"))
     found = m.geo(point.get("latitude"), point.get("longitude"))
     if found:
         location["geo"] = found
@@ -438,7 +440,7 @@ def _schedule_entry(
         entry["byMonthWeek"] = week
     zone = rule.get("scheduleTimezone") or "Europe/London"
     first_session = min(
-        (m.as_datetime(s.get("startDate")) for s in sessions if m.as_datetime(s.get("startDate"))),
+        (start for s in sessions if (start := m.as_datetime(s.get("startDate")))),
         default=None,
     )
     starts = m.as_date(rule.get("startDate")) or (
@@ -562,7 +564,7 @@ def _booking(data: Mapping[str, Any]) -> dict[str, str]:
 
 def _contact(data: Mapping[str, Any]) -> dict[str, str]:
     organizer = next((o for o in m.as_list(data.get("organizer")) if isinstance(o, dict)), {})
-    place = data.get("location") if isinstance(data.get("location"), dict) else {}
+    place = m.as_object(data.get("location"))
     contact = {}
     email = organizer.get("email")
     if isinstance(email, str) and "@" in email:

@@ -18,13 +18,14 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 from dateutil.rrule import MONTHLY, WEEKLY, rrule, weekday
 
 from aggregator.adapters import mapping as m
 from aggregator.adapters.base import Change, Fetch, Page, SourceGone, Unmapped
+from federation.clock import utcnow
 
 KIND = "oruk"
 
@@ -57,7 +58,7 @@ def pages(fetch: Fetch, url: str, cursor: str | None, *, now: datetime | None = 
 
     ``cursor`` is JSON ``{"since": when this harvest started, "full_at": the last whole read}``.
     """
-    harvested_at = now or m.utc_now()
+    harvested_at = now or utcnow()
     state = _cursor(cursor)
     full_at = m.as_datetime(state.get("full_at"))
     full = full_at is None or harvested_at - full_at >= FULL_HARVEST_EVERY
@@ -85,9 +86,12 @@ def pages(fetch: Fetch, url: str, cursor: str | None, *, now: datetime | None = 
             page.changes.append(Change(item_id, None, ref=f"service {service_id}"))
             continue
         result = map_service(detail, item_id, harvested_at).result()
-        (page.changes if isinstance(result, Change) else page.unmapped).append(result)
+        page.add(result)
     page.cursor = json.dumps(
-        {"since": m.stamp(harvested_at), "full_at": m.stamp(harvested_at if full else full_at)},
+        {
+            "since": m.stamp(harvested_at),
+            "full_at": m.stamp(harvested_at if full or full_at is None else full_at),
+        },
         sort_keys=True,
     )
     yield page
@@ -98,7 +102,7 @@ def _summaries(
 ) -> Iterator[dict[str, Any]]:
     """The service summaries of every list page, stopping at the last (whatever ``total_pages`` claims)."""
     for number in range(1, _MAX_PAGES + 1):
-        query = {"page": number, "per_page": PER_PAGE}
+        query: dict[str, int | str] = {"page": number, "per_page": PER_PAGE}
         if since is not None:
             query["modified_after"] = m.stamp(since)
         list_url = f"{services_url}?{urlencode(query)}"
@@ -142,7 +146,7 @@ def map_service(service: Mapping[str, Any], item_id: str, harvested_at: datetime
     description = m.text(service.get("description"))
     if description:
         activity["description"] = description
-    organization = service.get("organization") if isinstance(service.get("organization"), dict) else {}
+    organization = m.as_object(service.get("organization"))
     activity["organizer"] = _organizer(organization, problems)
     terms = [
         (attribute.get("taxonomy_term") or {}).get("name")
@@ -198,7 +202,7 @@ def _location(at_locations: list[dict[str, Any]], activity: dict[str, Any], prob
     """The first physical location with a UK postcode; else say what is wrong with each one."""
     faults = []
     for at_location in at_locations:
-        place = at_location.get("location") if isinstance(at_location.get("location"), dict) else {}
+        place = m.as_object(at_location.get("location"))
         name = m.text(place.get("name"), m.SHORT_TEXT)
         if place.get("location_type") == "virtual":
             online = m.http_url(place.get("url"))
@@ -207,17 +211,14 @@ def _location(at_locations: list[dict[str, Any]], activity: dict[str, Any], prob
                 return
             continue
         addresses = [a for a in place.get("addresses") or [] if isinstance(a, dict)]
-        usable = next((a for a in addresses if m.is_postcode(a.get("postal_code"))), None)
+        usable = next(((a, code) for a in addresses if (code := m.postcode(a.get("postal_code")))), None)
         point = m.geo(place.get("latitude"), place.get("longitude"))
         if usable is not None:
-            street = ", ".join(p for p in (usable.get("address_1"), usable.get("address_2")) if p)
+            address, postcode = usable
+            street = ", ".join(p for p in (address.get("address_1"), address.get("address_2")) if p)
             location: dict[str, Any] = {
                 "name": name or m.text(street, m.SHORT_TEXT),
-                "address": m.address(
-                    street,
-                    usable.get("city") or usable.get("region") or "",
-                    m.normal_postcode(usable["postal_code"]),
-                ),
+                "address": m.address(street, address.get("city") or address.get("region") or "", postcode),
             }
             if point:
                 location["geo"] = point
@@ -293,7 +294,8 @@ def _schedule_entry(
     described += f", {', '.join(f'{n} {rule[n]}' for n in extra)})" if extra else ")"
     entry: dict[str, Any] = {}
     if frequency == "WEEKLY" and interval in (1, 2) and parts and all(x and not x.group(1) for x in matched):
-        entry = {"repeatFrequency": "P1W" if interval == 1 else "P2W", "byDay": [x.group(2) for x in matched]}
+        by_day = [x.group(2) for x in matched if x]  # every one matched, as the test above saw
+        entry = {"repeatFrequency": "P1W" if interval == 1 else "P2W", "byDay": by_day}
     elif frequency == "MONTHLY" and interval == 1 and len(parts) == 1 and matched[0] and matched[0].group(1):
         week = int(matched[0].group(1))
         if week in (1, 2, 3, 4, -1):
@@ -328,13 +330,13 @@ def _last_by_count(entry: Mapping[str, Any], rule: Mapping[str, Any], starts: da
         return None
     week = entry.get("byMonthWeek")
     days = [weekday(_WEEKDAYS.index(day), week) if week else _WEEKDAYS.index(day) for day in entry["byDay"]]
-    frequency = MONTHLY if entry["repeatFrequency"] == "P1M" else WEEKLY
+    frequency: Literal[1, 2] = MONTHLY if entry["repeatFrequency"] == "P1M" else WEEKLY
     interval = 2 if entry["repeatFrequency"] == "P2W" else 1
     dates = list(
         rrule(
             frequency,
             interval=interval,
-            byweekday=days,
+            byweekday=days,  # type: ignore[arg-type]  # dateutil takes ints and weekdays mixed; its stubs do not
             count=count,
             dtstart=datetime.combine(starts, datetime.min.time()),
         )

@@ -49,7 +49,7 @@ class _TombstonesExtension(BaseExtension):
     def extend_ns(self) -> dict[str, str]:
         return {"at": TOMBSTONES_NS}
 
-    def extend_atom(self, feed):
+    def extend_atom(self, feed: Any) -> Any:  # an lxml element
         for tombstone in self.tombstones:
             xml_elem(
                 f"{{{TOMBSTONES_NS}}}deleted-entry",
@@ -66,7 +66,7 @@ class _JsonContentExtension(BaseEntryExtension):
     def __init__(self) -> None:
         self.document: Mapping[str, Any] | None = None
 
-    def extend_atom(self, entry):
+    def extend_atom(self, entry: Any) -> Any:
         if self.document is not None:
             content = xml_elem("content", entry, type="application/json")
             content.text = base64.b64encode(orjson.dumps(self.document)).decode("ascii")
@@ -99,7 +99,8 @@ def render_atom(
     feed.tombstones.tombstones = list(tombstones)
     latest.extend(tombstone.when for tombstone in feed.tombstones.tombstones)
     feed.updated(max(latest, default=NEVER_CHANGED))
-    return feed.atom_str(pretty=False)
+    body: bytes = feed.atom_str(pretty=False)
+    return body
 
 
 def _add_entry(feed: FeedGenerator, activity: Mapping[str, Any]) -> datetime:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, Timezone, vRecur
@@ -68,14 +68,15 @@ def render_ical(info: FeedInfo, activities: Iterable[Mapping[str, Any]]) -> byte
         calendar.add_component(vtimezone(tzid))
     for event in events:
         calendar.add_component(event)
-    return calendar.to_ical()
+    body: bytes = calendar.to_ical()
+    return body
 
 
 @cache
 def vtimezone(tzid: str) -> Timezone:
     """The VTIMEZONE for ``tzid``."""
     if tzid == DEFAULT_TIMEZONE:
-        return Timezone.from_ical(_LONDON)
+        return cast(Timezone, Timezone.from_ical(_LONDON))  # typed Component; parses to the class's own kind
     return Timezone.from_tzid(tzid)
 
 

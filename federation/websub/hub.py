@@ -26,7 +26,7 @@ import secrets
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -34,7 +34,6 @@ from flask import Blueprint, Response, request
 from sqlalchemy import (
     Column,
     Connection,
-    DateTime,
     Engine,
     ForeignKey,
     Index,
@@ -44,7 +43,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     and_,
     delete,
@@ -56,6 +54,8 @@ from sqlalchemy import (
     update,
 )
 
+from ..clock import utcnow
+from ..db import UTCDateTime, inserted_id
 from ..fetch import FetchError, GuardedClient
 from .signing import sign
 
@@ -65,29 +65,7 @@ DAY = 86_400
 MAX_SECRET_BYTES = 200  # hub.secret "MUST be less than 200 bytes"
 MAX_URL_LENGTH = 1000  # topic + callback must fit one PostgreSQL index entry
 CLAIM_SECONDS = 120  # longer than one guarded request may take (its total timeout)
-
-
-class UTCDateTime(TypeDecorator):
-    """A timezone-aware UTC datetime on every database.
-
-    SQLite keeps no offset, so values are stored as UTC and read back with UTC attached;
-    comparisons in SQL stay correct because every stored value is UTC.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"{value!r} has no time zone; pass an aware datetime (UTC).")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+HUB_PATH = "/websub"  # where an app mounts the blueprint; its feeds name it in rel="hub" links
 
 
 class HubRequestError(ValueError):
@@ -131,10 +109,6 @@ class RetryPolicy:
         """How long to wait after the ``attempts``-th failure: half to all of base·2^(n-1)."""
         ceiling = min(self.cap, self.base * 2 ** (attempts - 1))
         return timedelta(seconds=ceiling * rng.uniform(0.5, 1.0))
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # Table() puts itself in metadata.tables before it is fully built, so a second thread
@@ -237,7 +211,7 @@ class Hub:
         topics: Callable[[], Collection[str]],
         hub_url: str | Callable[[str], str],
         client: Callable[[], GuardedClient],
-        now: Callable[[], datetime] = _utcnow,
+        now: Callable[[], datetime] = utcnow,
         lease: LeasePolicy | None = None,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
@@ -253,14 +227,14 @@ class Hub:
         self.lease = lease or LeasePolicy()
         self.retry = retry or RetryPolicy()
         self._rng = rng or random.SystemRandom()
-        self._wake_listeners: list[Callable[[], None]] = []
+        self._wake_listeners: list[Callable[[], object]] = []
 
     # -- wiring ---------------------------------------------------------------------------
 
     def hub_url_for(self, topic: str) -> str:
         return self._hub_url(topic) if callable(self._hub_url) else self._hub_url
 
-    def on_wake(self, listener: Callable[[], None]) -> None:
+    def on_wake(self, listener: Callable[[], object]) -> None:
         """Call ``listener`` whenever new work is queued (e.g. to enqueue an rq job)."""
         self._wake_listeners.append(listener)
 
@@ -291,7 +265,7 @@ class Hub:
         """A blueprint with ``POST /websub``, the hub's subscription endpoint."""
         bp = Blueprint(name, __name__, url_prefix=url_prefix)
 
-        @bp.post("/websub")
+        @bp.post(HUB_PATH)
         def websub() -> Response:
             if request.mimetype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
                 return Response(
@@ -347,12 +321,12 @@ class Hub:
             lease_seconds = self.lease.grant(_positive_int(form.get("hub.lease_seconds")))
         now = self.now()
         with self._engine().begin() as conn:
-            intent_id = conn.execute(
+            intent_id = inserted_id(conn.execute(
                 insert(self.intents).values(
                     mode=mode, topic=topic, callback=callback, secret=secret, lease_seconds=lease_seconds,
                     requested_at=now, state="pending", attempts=0, next_attempt_at=now,
                 )
-            ).inserted_primary_key[0]
+            ))
             if mode == "subscribe":
                 self._ensure_listed(conn, topic, callback, now)
         self.wake()
@@ -634,7 +608,7 @@ class Hub:
         s, d = self.subscriptions, self.deliveries
         with self._engine().connect() as conn:
             rows = conn.execute(select(s).order_by(s.c.topic, s.c.callback)).mappings().all()
-            queued = dict(
+            queued: dict[int, int] = dict(
                 conn.execute(
                     select(d.c.subscription_id, func.count(d.c.id)).where(d.c.state == "pending")
                     .group_by(d.c.subscription_id)

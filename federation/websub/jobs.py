@@ -1,10 +1,11 @@
 """The hub's work as plain functions, for rq (or cron, or a CLI).
 
 An rq job must be importable by name and take picklable arguments, so a job names the
-app's function that returns its :class:`~federation.websub.hub.Hub` (``"package.module:function"``)
-instead of carrying the hub; that function should return the same hub on every call::
+app's function that builds its :class:`~federation.websub.hub.Hub` from plain settings
+(``"package.module:function"``) and carries those settings, instead of the hub; that
+function should return the same hub on every call with the same settings::
 
-    hub.on_wake(lambda: queue.enqueue(federation.websub.jobs.run_due, "aggregator.push:current_hub"))
+    hub.on_wake(lambda: queue.enqueue(federation.websub.jobs.run_due, "aggregator.hub:hub_for", settings))
 
 When it runs under rq, :func:`run_due` schedules itself again for the next retry that falls
 due (``enqueue_at``: run the worker with ``--with-scheduler``), so a failed delivery is
@@ -15,36 +16,40 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .hub import Hub
 
 
-def hub_from(factory: str) -> Hub:
-    """The hub returned by the ``"module:function"`` factory."""
+def hub_from(factory: str, settings: Mapping[str, Any]) -> Hub:
+    """The hub the ``"module:function"`` factory builds from ``settings``."""
     module_name, sep, attribute = factory.partition(":")
     if not sep:
         raise ValueError(f"Hub factory {factory!r} must look like 'package.module:function'.")
-    make: Callable[[], Hub] = getattr(importlib.import_module(module_name), attribute)
-    return make()
+    make: Callable[[Mapping[str, Any]], Hub] = getattr(importlib.import_module(module_name), attribute)
+    return make(settings)
 
 
-def run_due(factory: str) -> int:
+def run_due(factory: str, settings: Mapping[str, Any]) -> int:
     """Verify due subscription requests and send due deliveries; returns how many were tried."""
-    hub = hub_from(factory)
+    hub = hub_from(factory, settings)
     hub.prune()
     tried = hub.run_pending() + hub.deliver_due()
-    _schedule_next(hub, factory)
+    _schedule_next(hub, factory, settings)
     return tried
 
 
-def _schedule_next(hub: Hub, factory: str) -> None:
+def _schedule_next(hub: Hub, factory: str, settings: Mapping[str, Any]) -> None:
     from rq import Queue, get_current_job
 
     job = get_current_job()
     when = hub.next_due()
     if job is None or when is None:
         return
-    # One scheduled job per factory and instant, however many passes ask for it.
-    job_id = f"websub-due-{re.sub(r'[^A-Za-z0-9_]', '_', factory)}-{int(when.timestamp())}"
-    Queue(job.origin, connection=job.connection).enqueue_at(when, run_due, factory, job_id=job_id)
+    # One scheduled job per queue, factory and instant, however many passes ask for it
+    # (job ids are shared by every app on the Redis server).
+    name = re.sub(r"[^A-Za-z0-9_]", "_", f"{job.origin}-{factory}")
+    job_id = f"websub-due-{name}-{int(when.timestamp())}"
+    # On the job's own queue and connection: the retry runs where this job did.
+    Queue(job.origin, connection=job.connection).enqueue_at(when, run_due, factory, settings, job_id=job_id)

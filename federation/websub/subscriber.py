@@ -14,10 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urljoin
 
 from ..fetch import Fetched, GuardedClient
 from .signing import verify
+
+if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
 
 # The answer to a verification GET: a media type no browser renders as a page, and
 # nosniff, so an echoed challenge cannot become reflected script (WebSub §9).
@@ -162,7 +166,7 @@ def granted_lease(args: Mapping[str, str]) -> int | None:
     return int(raw) if raw.isdigit() and int(raw) > 0 else None
 
 
-def verify_delivery(secret: bytes | str, body: bytes, headers: Mapping[str, str]) -> bool:
+def verify_delivery(secret: bytes | str, body: bytes, headers: Mapping[str, str] | Headers) -> bool:
     """Whether a pushed ``body`` carries a valid ``X-Hub-Signature`` for ``secret``.
 
     Pass the raw request bytes, before any parsing. The spec asks a subscriber to answer

@@ -335,3 +335,25 @@ def test_an_opportunity_without_offers_has_its_price_unknown_not_free():
         {**data, "isAccessibleForFree": True}, "https://l.example/z", datetime.now(UTC)
     )
     assert free.activity["price"] == {"isFree": True}
+
+
+def test_a_session_of_a_series_that_cannot_be_mapped_is_reported_not_changed(site, fetch_for):
+    """The series re-sent with a session joined may still not map: it is an unmapped item, not a change."""
+    url = site.url + "/rpde"
+    no_place = {key: value for key, value in _series("wf").items() if key != "location"}
+    items = [
+        {"state": "updated", "kind": "SessionSeries", "id": "wf", "modified": 1, "data": no_place},
+        {
+            "state": "updated",
+            "kind": "ScheduledSession",
+            "id": "s1",
+            "modified": 2,
+            "data": _session("s1", "2026-11-25T11:00:00Z", 3),
+        },
+    ]
+    last = url + "?after=2"
+    site.handler("/rpde", lambda: {"items": [] if "after" in request.full_path else items, "next": last})
+    pages = list(openactive.pages(fetch_for(url), url, None, now=datetime(2026, 11, 20, tzinfo=UTC)))
+
+    assert pages[0].changes == []
+    assert [type(u).__name__ for u in pages[0].unmapped] == ["Unmapped", "Unmapped"]

@@ -9,9 +9,10 @@ import pytest
 from jsonschema import Draft202012Validator
 from sqlalchemy import select
 
-from aggregator import create_app, job_config
+from aggregator import create_app
 from aggregator.harvest import harvest_source
 from aggregator.oruk import service_id
+from aggregator.settings import job_config
 from aggregator.sources import add_source
 from aggregator.store import quarantine, sources
 from federation.feeds.atom import render_atom

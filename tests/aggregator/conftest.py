@@ -10,9 +10,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from aggregator import create_app, job_config
+from aggregator import create_app
 from aggregator.harvest import HarvestResult, harvest_source
 from aggregator.hub import stop_worker
+from aggregator.settings import job_config
 from aggregator.sources import add_source
 from aggregator.store import merged, sources
 from tests.aggregator.feedserver import FeedServer

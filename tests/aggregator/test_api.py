@@ -9,7 +9,6 @@ import pytest
 from openapi_spec_validator import validate
 
 from aggregator import query
-from aggregator.store import as_utc
 from tests.aggregator.conftest import follow, harvest, source_row
 from tests.aggregator.feedserver import FeedServer
 from tests.aggregator.test_geocode import FakePostcodesIo
@@ -173,7 +172,7 @@ def test_items_of_a_source_that_stopped_answering_turn_stale(make_feed, make_agg
     assert search() == [("quiet-near", "fresh", None), ("lively-far", "fresh", None)]
     quiet_server.stop()
     harvest(app, quiet)  # fails: nothing listens there any more
-    last_answer = as_utc(source_row(app, quiet).last_success_at)
+    last_answer = source_row(app, quiet).last_success_at
     assert source_row(app, quiet).failures == 1
 
     clock.now = started + timedelta(days=13)  # failing, but not for long enough

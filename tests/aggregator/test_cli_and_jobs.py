@@ -9,11 +9,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import delete, func, insert, select, update
 
-from aggregator import job_config, search_index
+from aggregator import search_index
 from aggregator.cli import main
 from aggregator.harvest import harvest_source
 from aggregator.jobs import enqueue_due, enqueue_harvest, start_scheduler
-from aggregator.store import as_utc, merged, utcnow
+from aggregator.settings import job_config
+from aggregator.store import merged
+from federation.clock import utcnow
 from tests.aggregator.conftest import follow, live, source_row
 from tests.factories import weekly_activity
 
@@ -138,7 +140,7 @@ def test_the_in_process_scheduler_harvests_due_sources_once(make_feed, make_aggr
 
 def next_starts(app):
     with app.extensions["engine"].connect() as conn:
-        return [as_utc(start) for start in conn.execute(select(search_index.index.c.next_start)).scalars()]
+        return list(conn.execute(select(search_index.index.c.next_start)).scalars())
 
 
 def test_a_stuck_or_failing_source_blocks_no_other(make_feed, make_aggregator, database_url):

@@ -8,7 +8,8 @@ from sqlalchemy import select, update
 
 from aggregator import search_index
 from aggregator.harvest import due_sources
-from aggregator.store import copies, quarantine, sources, utcnow
+from aggregator.store import copies, quarantine, sources
+from federation.clock import utcnow
 from tests.aggregator.conftest import follow, harvest, live, source_row
 from tests.factories import event_activity, weekly_activity
 

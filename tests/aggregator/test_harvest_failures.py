@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from aggregator.store import as_utc, copies, merged, sources, utcnow
+from aggregator.store import copies, merged, sources
+from federation.clock import utcnow
 from tests.aggregator.conftest import follow, harvest, live, source_row
 from tests.aggregator.feedserver import FeedServer
 from tests.conftest import LiveServer
@@ -85,7 +86,7 @@ def test_a_failing_fetch_records_a_clear_error_and_keeps_the_data(
     }[case]
     assert expected_cause in row.last_error["cause"]
     assert row.last_error["fix"]
-    assert as_utc(row.next_attempt_at) > utcnow() + timedelta(seconds=20)  # backed off
+    assert row.next_attempt_at > utcnow() + timedelta(seconds=20)  # backed off
     assert _stored(app) == before
     assert loopback.requests == []  # the redirect was refused before any connection
     page = app.test_client().get(f"/sources/{source_id}").text
@@ -118,6 +119,6 @@ def test_busy_source_is_retried_when_it_asks(make_feed, make_aggregator):
     assert result.status == "busy"
     row = source_row(app, source_id)
     assert row.state == "approved"
-    wait = (as_utc(row.next_attempt_at) - as_utc(row.last_harvest_at)).total_seconds()
+    wait = (row.next_attempt_at - row.last_harvest_at).total_seconds()
     assert 119 <= wait <= 121
     assert "503" in row.last_error["cause"]

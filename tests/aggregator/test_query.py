@@ -474,6 +474,20 @@ def test_an_item_is_placed_when_its_postcode_is_learned_later(engine):
     assert body["items"][0]["distance_km"] == 0.0
 
 
+def test_gir_0aa_is_indexed_learned_and_searchable(engine):
+    """The one postcode that breaks the usual shape is a postcode everywhere, as in the contract."""
+    put(
+        engine,
+        walk("girobank", CENTRE, location=place("girobank", CENTRE, postcode="gir0aa")),
+        walk("waiting", None, day="WE", location=place("waiting", None, postcode="GIR 0AA")),
+    )
+    with engine.begin() as conn:
+        assert geocode.known(conn, "GIR 0AA") == pytest.approx(CENTRE)
+        body = find(conn, near="gir 0aa", radius="1")
+    assert names(body) == ["girobank", "waiting"]  # same spot: Tuesday before Wednesday
+    assert body["query"]["near"] == "GIR 0AA"
+
+
 def test_index_rows_follow_reindex_and_remove(engine):
     put(engine, walk("one"), walk("two"))
     put(engine, walk("one", moved(CENTRE, north_km=4)))

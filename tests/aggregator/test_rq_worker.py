@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from aggregator import job_config
 from aggregator.jobs import enqueue_harvest
+from aggregator.settings import job_config
 from aggregator.store import copies
 from tests.aggregator.conftest import follow, live, source_row
 from tests.factories import weekly_activity
@@ -31,9 +31,6 @@ def _worker(queue: str, redis_url: str, log: Path, *extra: str) -> subprocess.Po
         return subprocess.Popen(
             [RQ, "worker", queue, "--url", redis_url, "--worker-class", "rq.SimpleWorker", *extra],
             cwd=Path(__file__).resolve().parents[2],
-            # An app the worker builds from the environment (for WebSub jobs) keeps its files
-            # (SQLite, the generated SECRET_KEY) beside the log, not in the source tree.
-            env={**os.environ, "INSTANCE_PATH": str(log.parent / "worker-instance")},
             stdout=output,
             stderr=subprocess.STDOUT,
         )

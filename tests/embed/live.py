@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 from flask import Flask, Response, request, url_for
 from sqlalchemy import insert, select, update
 
-from aggregator import create_app, job_config, search_index
+from aggregator import create_app, search_index
 from aggregator.harvest import harvest_source
+from aggregator.settings import job_config
 from aggregator.store import merged, sources
 from schema import next_occurrences, rpde
 from tests import factories

@@ -96,7 +96,7 @@ def test_the_running_publisher_purges_tombstones_older_than_tombstone_days(make_
     _delete_aged(store, group, "month-old", 31)
     _delete_aged(store, group, "past-limit", 46)
 
-    worker = hub.PublisherHubWorker(app, app.extensions[hub.HUB_KEY], store, interval=1.0)
+    worker = hub.PublisherHubWorker(app, app.extensions[hub.HUB_KEY], interval=1.0)
     worker.run_once()
     assert _remaining(store) == {live.slug: False, "month-old": True}
 
@@ -116,11 +116,11 @@ def test_with_redis_the_hub_job_purges_tombstones_once_an_hour(
     connection = Redis.from_url(redis_url)
     queue = Queue(unique_name, connection=connection)
     try:
-        queue.enqueue(hub.run_due)
+        queue.enqueue(hub.run_due, hub.job_settings(app.config))
         SimpleWorker([queue], connection=connection).work(burst=True)
         assert _remaining(store) == {}
         _delete_aged(store, group, "later", 46)
-        queue.enqueue(hub.run_due)
+        queue.enqueue(hub.run_due, hub.job_settings(app.config))
         SimpleWorker([queue], connection=connection).work(burst=True)
         assert _remaining(store) == {"later": True}  # purged again only an hour after the first
     finally:

@@ -18,7 +18,7 @@ BASE = "https://activities.example.org"
 def store(tmp_path) -> Store:
     """SQLite only: the SQL under these rules runs on PostgreSQL in test_store and test_api."""
     store = Store.from_url(f"sqlite:///{tmp_path / 'editing.sqlite'}")
-    store.create_tables()
+    store.prepare()
     return store
 
 

@@ -18,7 +18,7 @@ BASE = "https://activities.example.org"
 @pytest.fixture
 def store(database_url) -> Store:
     store = Store.from_url(database_url)
-    store.create_tables()
+    store.prepare()
     return store
 
 
@@ -99,7 +99,7 @@ def test_workers_starting_together_create_the_tables_once(database_url):
 
     def start_worker() -> None:
         try:
-            Store.from_url(database_url).create_tables()
+            Store.from_url(database_url).prepare()
         except Exception as exc:
             errors.append(exc)
 

@@ -14,6 +14,7 @@ from . import websub_world
 from .websub_world import TOPIC, Clock, Subscriber, make_hub, topic_owner
 
 FACTORY = "tests.shared.websub_world:current_hub"
+SETTINGS: dict[str, str] = {}  # what an app's factory builds its hub from; this one needs none
 
 
 @pytest.mark.redis
@@ -23,7 +24,7 @@ def test_rq_jobs_verify_deliver_and_schedule_their_own_retry(serve, tmp_path, re
     websub_world.current["hub"] = hub
     redis = Redis.from_url(redis_url)
     queue = Queue(unique_name, connection=redis)
-    hub.on_wake(lambda: queue.enqueue(jobs.run_due, FACTORY))
+    hub.on_wake(lambda: queue.enqueue(jobs.run_due, FACTORY, SETTINGS))
     subscriber = Subscriber(delivery_statuses=[500])
     callback = f"{serve(subscriber.app()).url}/callback/j1"
     subscriber.wanted.add(("j1", TOPIC, "subscribe"))
@@ -47,7 +48,7 @@ def test_rq_jobs_verify_deliver_and_schedule_their_own_retry(serve, tmp_path, re
         assert scheduled.get_scheduled_time(job_id).timestamp() == int(retry_at.timestamp())
 
         clock.now = retry_at
-        queue.enqueue(jobs.run_due, FACTORY)
+        queue.enqueue(jobs.run_due, FACTORY, SETTINGS)
         SimpleWorker([queue], connection=redis).work(burst=True)
         assert [d["body"] for d in subscriber.deliveries] == [b"pushed", b"pushed"]
         assert hub.next_due() is None
@@ -62,4 +63,4 @@ def test_rq_jobs_verify_deliver_and_schedule_their_own_retry(serve, tmp_path, re
 
 def test_a_factory_name_must_say_module_and_function():
     with pytest.raises(ValueError, match=r"package\.module:function"):
-        jobs.hub_from("tests.shared.websub_world.current_hub")
+        jobs.hub_from("tests.shared.websub_world.current_hub", SETTINGS)

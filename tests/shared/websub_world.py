@@ -7,6 +7,7 @@ HTTP through the guarded client, and the clock is a value the test moves.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -108,5 +109,6 @@ class Subscriber:
 current: dict[str, Hub] = {}
 
 
-def current_hub() -> Hub:
+def current_hub(settings: Mapping[str, Any]) -> Hub:
+    """The test's hub, whatever the job's settings (the test makes one hub)."""
     return current["hub"]

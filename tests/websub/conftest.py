@@ -23,6 +23,7 @@ import aggregator
 import publisher
 from aggregator.harvest import harvest_source
 from aggregator.hub import stop_worker as stop_aggregator_worker
+from aggregator.settings import job_config
 from aggregator.sources import add_source
 from aggregator.subscriptions import push_subscriptions, subscribe_source
 from publisher.extensions import get_store
@@ -179,9 +180,9 @@ def make_world(serve, make_publisher_app, make_aggregator_app) -> Iterator[Calla
         http = httpx.Client(timeout=10)
         clients.append(http)
         world = World(pub, agg, pub_url, agg_url, pub_gate, agg_gate, pub_server, token, source_id, http)
-        assert harvest_source(source_id, aggregator.job_config(agg)).status in ("ok", "not-modified")
+        assert harvest_source(source_id, job_config(agg)).status in ("ok", "not-modified")
         if subscribe:
-            assert subscribe_source(source_id, aggregator.job_config(agg), agg_url) == "requested"
+            assert subscribe_source(source_id, job_config(agg), agg_url) == "requested"
             wait_for(
                 lambda: world.subscription().state == "active", what="the hub to verify the subscription"
             )

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from sqlalchemy import func, select, update
 
-from aggregator import job_config
 from aggregator.auth import create_operator
+from aggregator.settings import job_config
 from aggregator.store import sources
 from aggregator.subscriptions import push_subscriptions, renew_subscriptions, subscribe_source
 from federation.fetch import GuardedClient

@@ -1,0 +1,93 @@
+"""An app's feed items and feed metadata, built once for the feeds it serves and the pushes it sends.
+
+A follower told of a change by push and a reader polling the feed must get the same item
+and the same feed (title, subtitle, licence, self and hub links): otherwise what a
+follower holds would depend on how the change reached it. So each app makes one
+:class:`FeedBuilder`, and both its feed views and its relay (:mod:`federation.relay`)
+render through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from federation.feeds.atom import Tombstone, render_atom
+from federation.feeds.common import FeedInfo
+from federation.websub.hub import HUB_PATH
+from schema import rpde
+
+# Both apps serve their feeds at the same paths, so a follower needs no per-app rules.
+RPDE_PATH = "/feeds/activities"
+ATOM_PATH = "/feeds/activities.atom"
+ICAL_PATH = "/feeds/activities.ics"
+
+DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class Change:
+    """An item as a feed lists it: its latest change.
+
+    ``when`` is the time of the change (a deletion's tombstone carries it); ``provenance``
+    lists the sources an aggregator merged the item from, and is empty at a publisher.
+    """
+
+    id: str
+    change_number: int
+    state: str  # "updated" or "deleted"
+    kind: str
+    data: Mapping[str, Any] | None
+    when: datetime
+    provenance: Sequence[Mapping[str, Any]] = ()
+
+    @property
+    def deleted(self) -> bool:
+        return self.state == DELETED
+
+
+@dataclass(frozen=True)
+class FeedBuilder:
+    """The items and metadata of one app's feeds, for a base URL (the app's, or a topic's)."""
+
+    title: str
+    license_url: str
+    subtitle: str | None = None
+
+    def info(self, base: str, path: str) -> FeedInfo:
+        """What the feed at ``base + path`` says about itself."""
+        return FeedInfo(
+            title=self.title,
+            self_url=base + path,
+            home_url=base + "/",
+            hub_url=base + HUB_PATH,
+            license_url=self.license_url,
+            subtitle=self.subtitle,
+        )
+
+    def rpde_item(self, change: Change, base: str) -> dict[str, Any]:
+        """The RPDE item for ``change``; ``base`` is the URL of the feed's app."""
+        if change.deleted or change.data is None:
+            return rpde.deleted_item(change.id, change.change_number, change.kind)
+        return rpde.updated_item(change.id, change.change_number, change.data, change.kind)
+
+    def atom(self, changes: Iterable[Change], base: str) -> bytes:
+        """The Atom document of ``changes``: live items as entries, deleted ones as tombstones."""
+        listed = list(changes)
+        return render_atom(
+            self.info(base, ATOM_PATH),
+            [change.data for change in listed if not change.deleted and change.data is not None],
+            [Tombstone(change.id, change.when) for change in listed if change.deleted],
+        )
+
+
+def split_topic(topic: str) -> tuple[str, str]:
+    """The app's base URL and the feed path of one of its topics (the path alone if not a feed's)."""
+    path = urlsplit(topic).path
+    for feed_path in (ATOM_PATH, RPDE_PATH):
+        if path.endswith(feed_path):
+            return topic.removesuffix(feed_path), feed_path
+    return topic, path

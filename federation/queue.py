@@ -1,0 +1,25 @@
+"""The rq queues both apps enqueue their jobs on, made in one place.
+
+A process keeps one Redis client per URL: its connection pool is thread-safe and renews
+itself after a fork, so every request and thread that queues a job shares it instead of
+opening connections of its own each time.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from redis import Redis
+from rq import Queue
+
+_clients: dict[str, Redis] = {}
+_lock = threading.Lock()
+
+
+def queue_for(redis_url: str, name: str) -> Queue:
+    """The rq queue ``name`` on the Redis server at ``redis_url``."""
+    with _lock:
+        client = _clients.get(redis_url)
+        if client is None:
+            client = _clients[redis_url] = Redis.from_url(redis_url)
+    return Queue(name, connection=client)

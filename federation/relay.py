@@ -1,0 +1,99 @@
+"""The change relay: a batch of changes pushed to a hub's subscribers as fat pings.
+
+Both apps are hubs for their own feeds and push each change the same way: an RPDE page of
+the changed items to subscribers of the RPDE topic, an Atom document of them to those of
+the Atom topic, queued by :meth:`~federation.websub.Hub.publish` in the caller's
+transaction, so the change, whatever marks it relayed, and its pushes commit together.
+Where the changes come from is each app's own business: the publisher's outbox, the
+aggregator's merged table past a cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, Engine, MetaData, select
+
+from federation.feedpaging import CURSOR
+from federation.feeds import ATOM_MEDIA_TYPE, ATOM_PATH, RPDE_PATH, Change, FeedBuilder, split_topic
+from federation.fetch import GuardedClient
+from federation.websub import Hub
+from federation.websub.hub import HUB_PATH, LeasePolicy, RetryPolicy
+from schema import rpde
+
+BATCH = 500  # changes in one fat ping: at most one RPDE page
+
+
+class Relay:
+    """Publishes changes rendered by the app's :class:`FeedBuilder`, as its feeds render them when polled.
+
+    Each app subclasses it with where its changes come from, and calls :meth:`publish`.
+    """
+
+    def __init__(self, hub: Hub, feed: FeedBuilder) -> None:
+        self.hub = hub
+        self.feed = feed
+
+    def publish(self, conn: Connection, changes: Iterable[Change]) -> int:
+        """Queue ``changes`` for every subscriber of the app's topics, in ``conn``'s transaction.
+
+        Returns how many deliveries were queued; the caller wakes the hub after its commit.
+        """
+        latest = _latest_per_item(changes)
+        if not latest:
+            return 0
+        queued = 0
+        for topic in self._subscribed_topics(conn):
+            base, path = split_topic(topic)
+            if path == ATOM_PATH:
+                queued += self.hub.publish(conn, topic, self.feed.atom(latest, base), ATOM_MEDIA_TYPE)
+            elif path == RPDE_PATH:
+                items = [self.feed.rpde_item(change, base) for change in latest]
+                # A follower that walks on from ``next`` goes on where this page ends.
+                next_url = f"{topic}?{CURSOR}={latest[-1].change_number}"
+                page = rpde.encode_page(items, next_url, self.feed.license_url)
+                queued += self.hub.publish(conn, topic, page, rpde.MEDIA_TYPE)
+            # Any other topic is one this app no longer serves: nothing to say to it.
+        return queued
+
+    def _subscribed_topics(self, conn: Connection) -> list[str]:
+        s = self.hub.subscriptions
+        active = (s.c.state == "active") & (s.c.expires_at > self.hub.now())
+        return list(conn.execute(select(s.c.topic).distinct().where(active)).scalars())
+
+
+def _latest_per_item(changes: Iterable[Change]) -> list[Change]:
+    """Each item's latest change, in change order: an RPDE page lists an item once."""
+    latest: dict[str, Change] = {}
+    for change in sorted(changes, key=lambda c: c.change_number):
+        latest.pop(change.id, None)
+        latest[change.id] = change
+    return list(latest.values())
+
+
+def feed_hub(
+    metadata: MetaData,
+    engine: Engine,
+    settings: Mapping[str, Any],
+    *,
+    topics: Callable[[], Collection[str]],
+    client: Callable[[], GuardedClient],
+) -> Hub:
+    """The hub of an app's feeds, its leases and retries as the ``HUB_*`` settings say.
+
+    Plain settings are enough, so an rq job builds the same hub the app mounts.
+    """
+    return Hub(
+        metadata,
+        engine=lambda: engine,
+        topics=topics,
+        hub_url=lambda topic: split_topic(topic)[0] + HUB_PATH,
+        client=client,
+        lease=LeasePolicy(
+            default=int(settings["HUB_LEASE_SECONDS"]),
+            minimum=int(settings["HUB_LEASE_MIN_SECONDS"]),
+            maximum=int(settings["HUB_LEASE_MAX_SECONDS"]),
+        ),
+        retry=RetryPolicy(base=float(settings["HUB_RETRY_BASE_SECONDS"])),
+    )
