@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, request
-from sqlalchemy import BigInteger, Column, Engine, String, Table, select, update
+from sqlalchemy import BigInteger, Column, Connection, Engine, String, Table, event, insert, select, update
 
 from aggregator.extensions import csrf
 from aggregator.feeds import feed_builder, merged_changes, own_url
@@ -61,6 +61,12 @@ relay_cursor = Table(
     Column("name", String(32), primary_key=True),
     Column("change_number", BigInteger, nullable=False),
 )
+
+
+@event.listens_for(relay_cursor, "after_create")
+def _start_cursor(target: Table, connection: Connection, **_kw: Any) -> None:
+    # One row, from the start; the first migration writes the same row.
+    connection.execute(insert(target).values(name="changes", change_number=0))
 
 # The hubs rq jobs work for, one per database in a process (built from the jobs' settings).
 _hubs: dict[str, Hub] = {}

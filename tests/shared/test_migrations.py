@@ -87,13 +87,29 @@ def test_an_upgrade_from_empty_builds_what_create_all_builds(app_name, engine):
     metadata = migrations.tables()
     tables = sorted(metadata.tables)
     metadata.create_all(engine)
-    created = _shape(engine, tables)
+    created = _shape(engine, tables), _rows(engine, tables)
     metadata.drop_all(engine)
 
     migrate.upgrade(engine, migrations)
 
-    assert _shape(engine, tables) == created
+    assert (_shape(engine, tables), _rows(engine, tables)) == created
     assert set(inspect(engine).get_table_names()) == {*tables, "alembic_version"}
+
+
+def _rows(engine: Engine, tables: list[str]) -> dict[str, list[tuple[Any, ...]]]:
+    """What each table holds: the rows a new database starts with (counters, cursors)."""
+    with engine.connect() as conn:
+        return {table: sorted(map(tuple, conn.execute(text(f'SELECT * FROM "{table}"')))) for table in tables}
+
+
+@pytest.mark.parametrize("app_name", APPS)
+def test_a_new_database_is_built_at_the_latest_revision_as_the_app_starts(
+    app_name, database_url, engine, tmp_path
+):
+    create_app, migrations, _ = APPS[app_name]
+    create_app(settings(database_url, tmp_path))
+    assert revision(engine) == migrations.head()
+    assert migrate.differences(migrations, database_url) == []
 
 
 @pytest.mark.parametrize("app_name", APPS)
