@@ -32,7 +32,7 @@ from aggregator.store import chunks, copies, counter, init_store, quarantine, so
 from federation.clock import utcnow
 from federation.db import make_engine, next_change_numbers
 from federation.fetch import AddressPolicy, Fetched, FetchError, GuardedClient
-from schema import is_valid_activity, validate_activity
+from schema import is_valid_activity, normalise_activity_postcode, validate_activity
 from schema.rpde import PageError
 
 log = logging.getLogger(__name__)
@@ -475,6 +475,8 @@ def apply_page(
         ref = change.ref or change.id
         data = dict(change.data) if change.data is not None else None
         upstream = (data.pop(PROVENANCE_KEY, None) or []) if data is not None else []
+        if data is not None:
+            normalise_activity_postcode(data)  # however the source spelt it, as every door does
         old = existing.get(change.id)
         if data is None or _passes_through(upstream, own_url):
             # Deleted at the source, or our own item coming back round: drop this source's copy.

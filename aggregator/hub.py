@@ -33,7 +33,7 @@ from aggregator.settings import job_config
 from aggregator.store import counter, merged, metadata
 from federation.config import load_config
 from federation.db import last_change_number
-from federation.feeds import ATOM_PATH, RPDE_PATH, FeedBuilder
+from federation.feeds import FeedBuilder
 from federation.queue import queue_for
 from federation.relay import BATCH, Relay, feed_hub
 from federation.websub import AppHubWorker, Hub
@@ -127,19 +127,14 @@ class AggregatorHubWorker(AppHubWorker):
         return relayed + (super().run_for(app) if self.deliver else 0)
 
 
-def _topics() -> set[str]:
-    base = own_url()
-    return {base + RPDE_PATH, base + ATOM_PATH}
-
-
 def _hub(engine: Engine, settings: Mapping[str, Any]) -> Hub:
     """The hub on ``engine`` (its tables and the relay's cursor come with the database's
     migrations): for the app and for rq jobs alike."""
-    return feed_hub(metadata, engine, settings, topics=_topics, client=lambda: guarded_client(settings))
+    return feed_hub(metadata, engine, settings, base_url=own_url, client=lambda: guarded_client(settings))
 
 
 def init_app(app: Flask) -> MergedRelay:
-    """Mount the hub on ``app``: its tables, ``POST /websub``, ``Link`` headers, and the worker."""
+    """Mount the hub on ``app``: ``POST /websub``, ``Link`` headers, and the worker."""
     given = {key: app.config[key] for key in HUB_DEFAULTS if key in app.config}
     app.config.update(load_config(HUB_DEFAULTS, given))
     config = app.config

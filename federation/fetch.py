@@ -1,9 +1,8 @@
 """The one guarded HTTP client every outbound request goes through.
 
-Both apps fetch from strangers, and a guard written twice is a guard that drifts.
-
 Feeds, hub callbacks and discovery URLs come from strangers, so a fetch must not become
-a way into the operator's own network (SSRF) or a way to exhaust a worker. The client:
+a way into the operator's own network (SSRF) or a way to exhaust a worker. Both apps
+fetch, and a guard written twice is a guard that drifts. The client:
 
 - accepts only ``http`` and ``https``;
 - resolves the host itself and checks *every* address against an :class:`AddressPolicy`

@@ -10,13 +10,21 @@ aggregator's merged table past a cursor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Engine, MetaData, select
 
 from federation.feedpaging import CURSOR
-from federation.feeds import ATOM_MEDIA_TYPE, ATOM_PATH, RPDE_PATH, Change, FeedBuilder, split_topic
+from federation.feeds import (
+    ATOM_MEDIA_TYPE,
+    ATOM_PATH,
+    RPDE_PATH,
+    Change,
+    FeedBuilder,
+    pushed_topics,
+    split_topic,
+)
 from federation.fetch import GuardedClient
 from federation.websub import Hub
 from federation.websub.hub import HUB_PATH, LeasePolicy, RetryPolicy
@@ -77,17 +85,18 @@ def feed_hub(
     engine: Engine,
     settings: Mapping[str, Any],
     *,
-    topics: Callable[[], Collection[str]],
+    base_url: Callable[[], str],
     client: Callable[[], GuardedClient],
 ) -> Hub:
-    """The hub of an app's feeds, its leases and retries as the ``HUB_*`` settings say.
+    """The hub of the pushed feeds of the app at ``base_url()``, its leases and retries as the
+    ``HUB_*`` settings say.
 
     Plain settings are enough, so an rq job builds the same hub the app mounts.
     """
     return Hub(
         metadata,
         engine=lambda: engine,
-        topics=topics,
+        topics=lambda: pushed_topics(base_url()),
         hub_url=lambda topic: split_topic(topic)[0] + HUB_PATH,
         client=client,
         lease=LeasePolicy(

@@ -18,7 +18,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from federation.clock import utcnow
 from publisher.store import Conflict, Group, NotFound, Store, StoredActivity, slugify
-from schema import Problem, normalise_postcode, validate_activity
+from schema import Problem, normalise_activity_postcode, validate_activity
 
 # Dates people see ("verified today") are the organiser's dates, which are UK dates.
 LOCAL_ZONE = ZoneInfo("Europe/London")
@@ -99,18 +99,10 @@ def prepare_activity(
         prepared["organizer"] = organizer_from_group(group)
     elif isinstance(organizer, dict) and not organizer.get("name"):
         prepared["organizer"] = {**organizer_from_group(group), **organizer, "name": group.name}
-    _normalise_address(prepared)
+    normalise_activity_postcode(prepared)
     prepared.setdefault("lastVerified", today(now).isoformat())
     prepared["dateModified"] = utcnow().isoformat(timespec="seconds")
     return prepared
-
-
-def _normalise_address(activity: dict[str, Any]) -> None:
-    # Anything that is not a postcode is left as sent, for validation to name.
-    location = activity.get("location")
-    address = location.get("address") if isinstance(location, dict) else None
-    if isinstance(address, dict) and isinstance(address.get("postalCode"), str):
-        address["postalCode"] = normalise_postcode(address["postalCode"]) or address["postalCode"]
 
 
 def new_slug_base(doc: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ from sqlalchemy import RowMapping, and_, select, update
 
 from federation.clock import utcnow
 from federation.config import load_config
-from federation.feeds import ATOM_PATH, RPDE_PATH, Change, FeedBuilder
+from federation.feeds import Change, FeedBuilder
 from federation.fetch import GuardedClient
 from federation.queue import queue_for
 from federation.relay import BATCH, Relay, feed_hub
@@ -137,15 +137,10 @@ class PublisherHubWorker(AppHubWorker):
         return self.relay.relay() + super().run_for(app)
 
 
-def _topics() -> set[str]:
-    base = public_url()
-    return {base + RPDE_PATH, base + ATOM_PATH}
-
-
 def _relay(store: Store, settings: Mapping[str, Any]) -> OutboxRelay:
     """The hub and its outbox relay over ``store``: for the app and for rq jobs alike."""
     client = functools.partial(GuardedClient, allow_private=bool(settings["ALLOW_PRIVATE_NETWORKS"]))
-    hub = feed_hub(metadata, store.engine, settings, topics=_topics, client=client)
+    hub = feed_hub(metadata, store.engine, settings, base_url=public_url, client=client)
     return OutboxRelay(hub, feed_builder(settings), store)
 
 

@@ -53,11 +53,11 @@ from federation.db import (
     next_change_numbers,
 )
 from federation.websub.hub import define_tables
+from schema.rpde import DELETED, UPDATED
 
 metadata = MetaData()
 
 ROLES = ("admin", "editor")
-UPDATED, DELETED = "updated", "deleted"
 TOKEN_PREFIX = "lfp_"
 
 

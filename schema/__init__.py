@@ -10,7 +10,7 @@ This package imports nothing else of Localfeed's, and no web, database or networ
 ``federation``.
 """
 
-from schema.postcode import normalise_postcode
+from schema.postcode import normalise_activity_postcode, normalise_postcode
 from schema.schedule import Occurrence, next_occurrences
 from schema.validation import Problem, is_valid_activity, validate_activity, validate_page
 
@@ -19,6 +19,7 @@ __all__ = [
     "Problem",
     "is_valid_activity",
     "next_occurrences",
+    "normalise_activity_postcode",
     "normalise_postcode",
     "validate_activity",
     "validate_page",

@@ -7,7 +7,9 @@ accepts always normalises, and storage, geocoding and search can compare normal 
 from __future__ import annotations
 
 import re
+from collections.abc import MutableMapping
 from functools import cache
+from typing import Any
 
 from schema.resources import shared
 
@@ -26,3 +28,17 @@ def normalise_postcode(text: str) -> str | None:
         return None
     compact = "".join(text.split()).upper()
     return f"{compact[:-3]} {compact[-3:]}"
+
+
+def normalise_activity_postcode(activity: MutableMapping[str, Any]) -> None:
+    """Put ``activity``'s postcode in its normal form, in place, before it is checked and stored.
+
+    Every door calls it (the publisher's one write path, the aggregator's harvest), so
+    feeds, merging and search compare like with like however it was typed. Anything that
+    is not a postcode is left as sent, for validation to name.
+    """
+    location = activity.get("location")
+    address = location.get("address") if isinstance(location, dict) else None
+    typed = address.get("postalCode") if isinstance(address, dict) else None
+    if isinstance(address, dict) and isinstance(typed, str):
+        address["postalCode"] = normalise_postcode(typed) or typed

@@ -17,6 +17,7 @@ import orjson
 from schema.validation import Problem, validate_page
 
 DEFAULT_LICENSE = "https://creativecommons.org/licenses/by/4.0/"
+UPDATED, DELETED = "updated", "deleted"  # an item's two states
 MEDIA_TYPE = "application/json"
 
 _PROBLEMS_SHOWN = 3
@@ -60,7 +61,7 @@ def updated_item(id: str, modified: int, data: Mapping[str, Any], kind: str | No
 
     ``kind`` defaults to the activity's ``type`` (SessionSeries or Event).
     """
-    return {"state": "updated", "kind": kind or data["type"], "id": id, "modified": modified, "data": data}
+    return {"state": UPDATED, "kind": kind or data["type"], "id": id, "modified": modified, "data": data}
 
 
 def deleted_item(id: str, modified: int, kind: str = "SessionSeries") -> dict[str, Any]:
@@ -69,4 +70,4 @@ def deleted_item(id: str, modified: int, kind: str = "SessionSeries") -> dict[st
     Readers delete by ``id`` whatever the ``kind``, so the default is safe when the kind
     of a deleted activity is no longer known.
     """
-    return {"state": "deleted", "kind": kind, "id": id, "modified": modified}
+    return {"state": DELETED, "kind": kind, "id": id, "modified": modified}

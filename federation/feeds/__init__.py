@@ -6,7 +6,15 @@ app's store. :mod:`.builder` is what each app renders its feeds and its pushes t
 """
 
 from federation.feeds.atom import ATOM_MEDIA_TYPE, Tombstone, render_atom
-from federation.feeds.builder import ATOM_PATH, ICAL_PATH, RPDE_PATH, Change, FeedBuilder, split_topic
+from federation.feeds.builder import (
+    ATOM_PATH,
+    ICAL_PATH,
+    RPDE_PATH,
+    Change,
+    FeedBuilder,
+    pushed_topics,
+    split_topic,
+)
 from federation.feeds.common import FeedInfo
 from federation.feeds.ical import ICAL_MEDIA_TYPE, render_ical
 
@@ -20,6 +28,7 @@ __all__ = [
     "FeedBuilder",
     "FeedInfo",
     "Tombstone",
+    "pushed_topics",
     "render_atom",
     "render_ical",
     "split_topic",

@@ -24,8 +24,7 @@ from schema import rpde
 RPDE_PATH = "/feeds/activities"
 ATOM_PATH = "/feeds/activities.atom"
 ICAL_PATH = "/feeds/activities.ics"
-
-DELETED = "deleted"
+PUSHED_PATHS = (RPDE_PATH, ATOM_PATH)  # the feeds a hub pushes; calendar apps poll
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class Change:
 
     @property
     def deleted(self) -> bool:
-        return self.state == DELETED
+        return self.state == rpde.DELETED
 
 
 @dataclass(frozen=True)
@@ -84,10 +83,15 @@ class FeedBuilder:
         )
 
 
+def pushed_topics(base: str) -> set[str]:
+    """The topics the hub of the app at ``base`` publishes: its pushed feeds' URLs."""
+    return {base + path for path in PUSHED_PATHS}
+
+
 def split_topic(topic: str) -> tuple[str, str]:
     """The app's base URL and the feed path of one of its topics (the path alone if not a feed's)."""
     path = urlsplit(topic).path
-    for feed_path in (ATOM_PATH, RPDE_PATH):
+    for feed_path in PUSHED_PATHS:
         if path.endswith(feed_path):
             return topic.removesuffix(feed_path), feed_path
     return topic, path

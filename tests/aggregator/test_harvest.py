@@ -227,3 +227,28 @@ def test_items_without_geo_are_placed_by_postcode_during_and_after_the_harvest(
         f"{BASE}/walk-2": (51.3982, -0.1545, False),
         f"{BASE}/walk-3": (51.4985, -0.1131, False),
     }
+
+
+def test_a_postcode_is_stored_in_its_normal_form_however_the_source_spelt_it(
+    make_feed, make_aggregator, database_url
+):
+    feed = make_feed()
+    for n, typed in enumerate(["cr41ht", " CR4  1ht ", "gir0aa", "CR4 1A"]):
+        address = {"streetAddress": "1 Road", "addressLocality": "Mitcham", "postalCode": typed}
+        feed.put(walk(n, location={"name": "Hall", "address": address}))
+    app = make_aggregator(database_url)
+    source_id = follow(app, feed.feed_url)
+    assert harvest(app, source_id).status == "ok"
+
+    def postcode(activity):
+        return activity["location"]["address"]["postalCode"]
+
+    shown = {item_id: postcode(item["data"]) for item_id, item in live(app).items()}
+    assert shown == {f"{BASE}/walk-0": "CR4 1HT", f"{BASE}/walk-1": "CR4 1HT", f"{BASE}/walk-2": "GIR 0AA"}
+    with app.extensions["engine"].connect() as conn:
+        stored = conn.execute(select(copies.c.data).where(copies.c.source_id == source_id)).scalars().all()
+        refused = conn.execute(select(quarantine)).one()
+    assert sorted(map(postcode, stored)) == ["CR4 1HT", "CR4 1HT", "GIR 0AA"]
+    # What is not a postcode is left as sent, so the reason names what the publisher typed.
+    assert refused.item_ref == f"{BASE}/walk-3"
+    assert any("CR4 1A" in problem["message"] for problem in refused.problems)
