@@ -23,10 +23,19 @@ from werkzeug.security import safe_join
 
 from aggregator import api, geocode, query
 from federation.clock import clock
+from federation.feeds.common import page_text, renderable
 from schema import schedule, vocab
 from schema.price import describe_price
+from schema.text import http_url
 
 bp = Blueprint("embed", __name__)
+
+
+@bp.record_once
+def _plain_text_pages(state: Any) -> None:
+    # Every page of the app, not only the embeds: no stored text can put a control character on one.
+    state.app.jinja_env.finalize = page_text
+
 
 LONDON = ZoneInfo("Europe/London")
 DEFAULT_WIDGETS_DIR = Path(__file__).resolve().parent.parent / "widgets"
@@ -74,14 +83,6 @@ class Entry:
     sources: list[Link] = field(default_factory=list)
     vouched_by: list[str] = field(default_factory=list)  # who has checked it ("Merton CVS")
     json_ld: list[dict[str, Any]] = field(default_factory=list)
-
-
-def http_url(raw: Any) -> str | None:
-    """``raw`` if it is an absolute http(s) URL, else None: no javascript: or data: from a feed."""
-    if not isinstance(raw, str):
-        return None
-    parts = urlsplit(raw.strip())
-    return raw.strip() if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 def is_eventbrite(url: str) -> bool:
@@ -211,7 +212,8 @@ def event_json_ld(activity: Mapping[str, Any], start: datetime, end: datetime, p
         event["eventAttendanceMode"] = "https://schema.org/OnlineEventAttendanceMode"
     else:
         event["location"] = {"@type": "Place", "name": place}
-    return event
+    cleaned: dict[str, Any] = renderable(event)  # a script block is printed whole, past the page's own filter
+    return cleaned
 
 
 class SearchFailed(Exception):

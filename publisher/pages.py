@@ -15,12 +15,14 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from federation.clock import utcnow
+from federation.feeds.common import page_text, renderable
 from publisher.extensions import get_store, hub_url, limiter, public_rate_limit, public_url
 from publisher.feeds import feed_links
 from schema import next_occurrences, vocab
 from schema.price import describe_price
 from schema.resources import shared
 from schema.schedule import describe
+from schema.text import http_url
 
 bp = Blueprint("pages", __name__)
 limiter.limit(public_rate_limit)(bp)
@@ -48,7 +50,15 @@ NEXT_SESSIONS = 3
 
 @bp.app_template_filter("vocab_label")
 def vocab_label(item_id: str, kind: str) -> str:
-    return vocab.label(kind, item_id)
+    """The English label of a vocabulary id; an id the vocabulary no longer has is shown as it is."""
+    try:
+        return vocab.label(kind, item_id)
+    except KeyError:  # stored before the vocabulary changed: a page must still show
+        return str(item_id)
+
+
+# A stored link is made clickable only if it is http(s): never a javascript: or data: link.
+bp.add_app_template_filter(http_url, "http_url")
 
 
 @bp.app_template_filter("long_date")
@@ -80,11 +90,12 @@ def upcoming_sessions(activity: dict[str, Any], count: int = NEXT_SESSIONS) -> l
 def _wording(state) -> None:
     # Globals, not a context processor, so imported macros (the editors' preview) see them too.
     state.app.jinja_env.globals.update(BOOKING_METHODS=BOOKING_METHODS, CAPACITY=CAPACITY, STATUS=STATUS)
+    state.app.jinja_env.finalize = page_text  # no stored text can put a control character on a page
 
 
 def _json_ld(activity: dict[str, Any]) -> dict[str, Any]:
     """The activity as JSON-LD, its terms mapped to schema.org by the contract's context."""
-    return {"@context": shared("context.jsonld")["@context"], **activity}
+    return {"@context": shared("context.jsonld")["@context"], **renderable(activity)}
 
 
 def dataset(feeds: dict[str, str]) -> dict[str, Any]:
@@ -154,7 +165,9 @@ def activity(slug: str) -> Response | tuple[str, int] | str:
         response = jsonify(stored.data)
     else:
         response = current_app.make_response(
-            render_template("activity.html", activity=stored.data, json_ld=_json_ld(stored.live_data))
+            render_template(
+                "activity.html", activity=renderable(stored.data), json_ld=_json_ld(stored.live_data)
+            )
         )
     response.vary.add("Accept")
     return response

@@ -218,3 +218,96 @@ def describe(entry: Mapping[str, Any]) -> str:
 def _day_list(weekdays: list[int]) -> str:
     names = [_DAY_NAMES[n] for n in weekdays]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+# -- limits on the rules a source may give, the same for every feed format ----------------
+
+# RFC 5545 frequencies, coarsest last. A schedule repeats at most daily: a rule that repeats
+# within a day is not something a person goes to, and listing its occurrences is unbounded work.
+FINER_THAN_DAILY = ("SECONDLY", "MINUTELY", "HOURLY")
+AT_MOST_DAILY = ("DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+# An end further ahead than this is no end at all: the schedule runs on. It also keeps every
+# date computed from a schedule (its expansion, its iCalendar UNTIL) well inside year 9999.
+RUNS_ON_AFTER_YEARS = 100
+
+
+def repeat_problem(frequency: str, interval: Any = 1, times_a_day: int = 1) -> str | None:
+    """Why a source's repeat rule cannot become a schedule, in plain words; None when it can.
+
+    ``frequency`` is an RFC 5545 FREQ (iCalendar, Open Referral; OpenActive's durations are
+    converted to one), ``interval`` the source's value as given (any JSON), ``times_a_day``
+    how many times a day the rule's other parts make it happen (iCalendar's BYHOUR and kin).
+    """
+    if frequency in FINER_THAN_DAILY:
+        return f"it repeats {frequency.lower()}, more often than once a day, which no schedule can show"
+    if frequency not in AT_MOST_DAILY:
+        return f"its repeat frequency '{frequency}' is not one we know (daily, weekly, monthly or yearly)"
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        return f"its repeat interval {interval!r} is not a whole number of 1 or more"
+    if times_a_day > 1:
+        return f"it repeats {times_a_day} times a day, more often than once a day, which no schedule can show"
+    return None
+
+
+def runs_on(end: date, start: date) -> bool:
+    """Whether an end this far after ``start`` means no end (the schedule runs on)."""
+    return end.year - start.year > RUNS_ON_AFTER_YEARS
+
+
+def start_problem(start: date, today: date) -> str | None:
+    """Why a schedule or event cannot start on ``start``, in plain words; None when it can."""
+    if start.year - today.year > RUNS_ON_AFTER_YEARS:
+        return f"it starts on {start.isoformat()}, more than {RUNS_ON_AFTER_YEARS} years ahead"
+    return None
+
+
+def nth_session_date(entry: Mapping[str, Any], count: int) -> date | None:
+    """The date of the ``count``-th session of the entry's pattern from its startDate (1 = the first).
+
+    Arithmetic, not a walk through the sessions: a source may say COUNT=300000000. Returns
+    None when that session is so far off that the schedule runs on (or past year 9999).
+    Ignores ``endDate`` and ``exceptDates``, as iCalendar's COUNT counts before EXDATEs.
+    """
+    weekdays = _weekday_numbers(entry)
+    if count < 1 or not weekdays:
+        return None
+    first = date.fromisoformat(entry["startDate"])
+    try:
+        if entry["repeatFrequency"] == "P1M":
+            found = _nth_monthly(weekdays, int(entry["byMonthWeek"]), first, count)
+        else:
+            found = _nth_weekly(weekdays, 2 if entry["repeatFrequency"] == "P2W" else 1, first, count)
+    except (OverflowError, ValueError):  # past year 9999
+        return None
+    return None if runs_on(found, first) else found
+
+
+def _nth_weekly(weekdays: list[int], interval: int, first: date, count: int) -> date:
+    # The same weeks as ``_dates``: from the first date's week, or the next one when a
+    # fortnightly pattern's first session falls there.
+    monday = first - timedelta(days=first.weekday())
+    if interval == 2 and _first_pattern_day(first, weekdays) - monday >= _ONE_WEEK:
+        monday += _ONE_WEEK
+    first_week = [monday + timedelta(days=weekday) for weekday in weekdays]
+    first_week = [day for day in first_week if day >= first]
+    if count <= len(first_week):
+        return first_week[count - 1]
+    later = count - len(first_week) - 1  # sessions after the first week, counted from 0
+    weeks, index = divmod(later, len(weekdays))
+    if (weeks + 1) * interval * 7 > (date.max - monday).days:
+        raise OverflowError("past year 9999")
+    return monday + _ONE_WEEK * interval * (weeks + 1) + timedelta(days=weekdays[index])
+
+
+def _nth_monthly(weekdays: list[int], month_week: int, first: date, count: int) -> date:
+    def month_dates(months_on: int) -> list[date]:
+        year, month = divmod(first.year * 12 + first.month - 1 + months_on, 12)
+        if year > date.max.year:
+            raise OverflowError("past year 9999")
+        return sorted(nth_weekday(year, month + 1, weekday, month_week) for weekday in weekdays)
+
+    first_month = [day for day in month_dates(0) if day >= first]
+    if count <= len(first_month):
+        return first_month[count - 1]
+    months, index = divmod(count - len(first_month) - 1, len(weekdays))
+    return month_dates(months + 1)[index]

@@ -28,6 +28,7 @@ from jsonschema.exceptions import ValidationError
 
 from schema.compiled import Predicate, compile_predicate
 from schema.resources import SCHEMA_BASE_URL, shared
+from schema.text import ForbiddenCharacter, escaped, forbidden_characters, has_forbidden_character
 
 ACTIVITY_SCHEMA = "activity.schema.json"
 PAGE_SCHEMA = "feed-page.schema.json"
@@ -181,6 +182,8 @@ def _activity_rules(doc: Any) -> Iterator[Problem]:
     """Rules across fields, checked wherever the fields themselves are well-formed."""
     if not isinstance(doc, dict):
         return
+    if has_forbidden_character(doc):  # one pass over every string; the rare bad one is then located
+        yield from map(_forbidden_character_problem, forbidden_characters(doc))
     schedule = doc.get("schedule")
     if isinstance(schedule, list):
         for index, entry in enumerate(schedule):
@@ -201,6 +204,32 @@ def _activity_rules(doc: Any) -> Iterator[Problem]:
                 "age-range",
                 f"Maximum age {high} is below the minimum age {low}; swap them or correct one.",
             )
+
+
+def _forbidden_character_problem(found: ForbiddenCharacter) -> Problem:
+    """Where the character is, which one, and what to do: the field's label when the contract names it."""
+    parts = list(found.parts)
+    if found.in_key:
+        # The path shows the name with the character escaped, so the path itself stays plain text.
+        path = _json_path([*parts[:-1], escaped(str(parts[-1]))])
+        where = f"The field name '{escaped(str(parts[-1]))}'"
+    else:
+        path = _json_path(parts)
+        where = _activity_explainer().label(_field_key(parts), parts)
+    after = f', after "{found.before}"' if found.before else ", at the start"
+    if found.is_control:
+        return Problem(
+            path,
+            "control-character",
+            f"{where} contains a control character ({found.code_point}) at position {found.position}{after}; "
+            "remove it: it is invisible, and feed readers and calendars cannot show it.",
+        )
+    return Problem(
+        path,
+        "not-a-character",
+        f"{where} contains {found.code_point} at position {found.position}{after}, which is not a character "
+        "any text may hold; remove it: it usually comes from text cut in the middle of an emoji.",
+    )
 
 
 # -- explaining errors -----------------------------------------------------------------------
@@ -674,4 +703,9 @@ def validate_page(doc: Any) -> list[Problem]:
         return []
     if not isinstance(doc, dict):
         return [Problem("$", "wrong-type", f"An RPDE page should be a JSON object, not {_json_type(doc)}.")]
+    items, most = doc.get("items"), shared(PAGE_SCHEMA)["properties"]["items"]["maxItems"]
+    if isinstance(items, list) and len(items) > most:
+        # Said at once: explaining every item of a page far too long would take longer than reading it.
+        message = f"Items has {len(items)} entries; at most {most} are allowed."
+        return [Problem("$.items", "too-many", message)]
     return _page_explainer().in_field_order(_page_explainer().problems(doc))

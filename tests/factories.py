@@ -80,15 +80,70 @@ _EVENT: dict[str, Any] = {
 }
 
 
-def weekly_activity(**overrides: Any) -> dict[str, Any]:
-    """A weekly walking group (every Tuesday 10:00–11:00, free, drop-in)."""
-    doc = copy.deepcopy(_WEEKLY)
+def _published_at(base: str, shape: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``shape`` as published by the site ``base``: its id (and organiser's page) minted there.
+
+    An aggregator takes an activity only from the source on its id's site, so a test serving
+    one from its own loopback server publishes it under that server's URL.
+    """
+    doc = copy.deepcopy(shape)
+    if base != BASE:
+        doc["id"] = base + doc["id"].removeprefix(BASE)
+        organizer = doc["organizer"]
+        if "url" in organizer:
+            organizer["url"] = base + organizer["url"].removeprefix(BASE)
+    return doc
+
+
+def weekly_activity(*, base: str = BASE, **overrides: Any) -> dict[str, Any]:
+    """A weekly walking group (every Tuesday 10:00–11:00, free, drop-in), published at ``base``."""
+    doc = _published_at(base, _WEEKLY)
     doc.update(overrides)
     return doc
 
 
-def event_activity(**overrides: Any) -> dict[str, Any]:
-    """A one-off priced lunch needing booking on Eventbrite."""
-    doc = copy.deepcopy(_EVENT)
+def event_activity(*, base: str = BASE, **overrides: Any) -> dict[str, Any]:
+    """A one-off priced lunch needing booking on Eventbrite, published at ``base``."""
+    doc = _published_at(base, _EVENT)
     doc.update(overrides)
     return doc
+
+
+def openactive_series(base: str, identifier: str, **extra: Any) -> dict[str, Any]:
+    """An OpenActive SessionSeries (as a booking system publishes it) at ``base``."""
+    return {
+        "@context": "https://openactive.io/",
+        "@type": "SessionSeries",
+        "@id": f"{base}/series/{identifier}",
+        "name": "Walking Football",
+        "organizer": {"@type": "Organization", "name": "Mitcham Leisure"},
+        "activity": [
+            {
+                "@type": "Concept",
+                "@id": "https://openactive.io/activity-list#x",
+                "prefLabel": "Walking Football",
+            }
+        ],
+        "location": {
+            "@type": "Place",
+            "name": "Canons Leisure Centre",
+            "address": {
+                "streetAddress": "Madeira Road",
+                "addressLocality": "Mitcham",
+                "postalCode": "cr4 4hd",
+            },
+        },
+        "eventSchedule": [
+            {
+                "@type": "PartialSchedule",
+                "repeatFrequency": "P1W",
+                "byDay": ["https://schema.org/Wednesday"],
+                "startTime": "11:00",
+                "duration": "PT1H",
+                "startDate": "2026-11-04",
+                "scheduleTimezone": "Europe/London",
+            }
+        ],
+        "offers": [{"@type": "Offer", "price": 2.5, "priceCurrency": "GBP"}],
+        **extra,
+    }

@@ -8,7 +8,9 @@ feed they added shows nothing.
 
 The bytes come through the harvest's guarded ``fetch``; feedparser only parses them
 (given bytes, it never fetches). XML that declares a DOCTYPE is refused before any
-parser sees it, which shuts out entity-expansion and external-entity tricks.
+parser sees it, which shuts out entity-expansion and external-entity tricks. Each entry is
+read on its own: whatever one holds (JSON-LD nested ten thousand deep, dates past year
+9999), it becomes a reason naming the entry, and the rest of the feed is still read.
 """
 
 from __future__ import annotations
@@ -22,20 +24,35 @@ from typing import Any
 
 import feedparser
 
+from aggregator import budget
 from aggregator.adapters import mapping as m
 from aggregator.adapters import openactive
 from aggregator.adapters.base import Change, Fetch, Page, Unmapped
 from federation.clock import utcnow
+from schema.text import http_url
 
 KIND = "atom"
 
 MAX_XML_BYTES = 5_000_000
 _XML_TYPES = {"application/atom+xml", "application/rss+xml", "application/rdf+xml"}
-_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+# A DOCTYPE after any number of processing instructions and comments, whatever their length;
+# possessive, so a prolog of many of them is read once, never backtracked.
+_DOCTYPE = re.compile(r"^\ufeff?\s*+(?:<\?.*?\?>\s*+|<!--.*?-->\s*+)*+<!DOCTYPE", re.IGNORECASE | re.DOTALL)
 _JSON_LD = re.compile(
     r"<script[^>]*type\s*=\s*[\"']application/ld\+json[\"'][^>]*>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL
 )
 _ACTIVITY_TYPES = {"SessionSeries", "Event"}
+# Byte-order marks and the patterns of "<" of the encodings where markup is not ASCII bytes.
+_WIDE_ENCODINGS = (
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\xfe\xff", "utf-16-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\x00<", "utf-16-be"),
+    (b"<\x00", "utf-16-le"),
+)
 
 
 def sniff(content_type: str, body: bytes) -> bool:
@@ -69,7 +86,7 @@ def read_feed(body: bytes, feed_url: str, now: datetime) -> Page:
                 )
             ],
         )
-    if _DOCTYPE.search(body[:4096]):
+    if _declares_doctype(body):
         return Page(
             [],
             [
@@ -82,7 +99,19 @@ def read_feed(body: bytes, feed_url: str, now: datetime) -> Page:
                 )
             ],
         )
-    parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    try:
+        parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+    except m.SOURCE_ERRORS as exc:
+        return Page(
+            [],
+            [
+                Unmapped(
+                    feed_url,
+                    f"The feed at {feed_url} could not be read ({m.source_error(exc)}); "
+                    "ask the publisher to check it with a feed validator.",
+                )
+            ],
+        )
     if not parsed.get("version") and not parsed.entries:
         return Page(
             [],
@@ -111,10 +140,26 @@ def read_feed(body: bytes, feed_url: str, now: datetime) -> Page:
         # Entries lost to the break must not be taken as removed: keep what we have, add what we read.
         page.snapshot = False
         page.unmapped.append(problem)
-    for entry in parsed.entries:
-        result = entry_result(entry, feed_url, now)
-        page.add(result)
+    for number, entry in enumerate(parsed.entries, start=1):
+        budget.spend(items=1)
+        ref = _entry_ref(entry, number)
+        page.add(m.guarded(ref, f"Entry {ref}", lambda: entry_result(entry, feed_url, now)))  # noqa: B023
     return page
+
+
+def _declares_doctype(body: bytes) -> bool:
+    """Whether the document's prolog declares a DOCTYPE, in any byte encoding XML allows."""
+    for bom, encoding in _WIDE_ENCODINGS:
+        if body.startswith(bom):
+            return bool(_DOCTYPE.match(body.decode(encoding, errors="replace").lstrip("\ufeff")))
+    # ASCII-compatible encodings spell markup the same in Latin-1, whatever the text holds.
+    return bool(_DOCTYPE.match(body.decode("latin-1")))
+
+
+def _entry_ref(entry: Any, number: int) -> str:
+    """How the feed names an entry (its id or link), or its position when it gives neither."""
+    own = entry.get("id") or entry.get("link")
+    return m.text(own, 300) if isinstance(own, str) and own.strip() else f"number {number}"
 
 
 def entry_result(entry: Any, feed_url: str, now: datetime) -> Change | Unmapped:
@@ -136,9 +181,9 @@ def entry_result(entry: Any, feed_url: str, now: datetime) -> Change | Unmapped:
                 return m.Candidate(str(thing.get("id")), label, thing, ref=ref).result()
             if openactive.thing_type(thing) in openactive.EVENT_TYPES:
                 own = (
-                    m.http_url(thing.get("@id"))
-                    or m.http_url(thing.get("url"))
-                    or m.http_url(entry.get("link"))
+                    http_url(thing.get("@id"))
+                    or http_url(thing.get("url"))
+                    or http_url(entry.get("link"))
                 )
                 candidate = openactive.map_opportunity(
                     thing,

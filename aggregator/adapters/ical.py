@@ -5,6 +5,12 @@ VEVENT series becomes one activity where its rule fits our schedule (weekly,
 fortnightly, daily, or the nth weekday of the month); a series whose rule does not fit
 becomes its next few occurrences, as one-off Events, computed by recurring-ical-events.
 
+A calendar is a stranger's document, so the work it can cause is bounded: a rule that
+repeats more often than daily (or with an interval of 0) is refused with a reason, a
+COUNT's last date is computed, not listed, an end past ``RUNS_ON_AFTER_YEARS`` means the
+series runs on, and a rule is expanded only for the series it belongs to and only over
+``OCCURRENCE_HORIZON``. Whatever an event holds, it becomes a change or a reason.
+
 An occurrence moved or changed with ``RECURRENCE-ID`` cannot be part of a repeating
 rule, so the series skips its original date (``exceptDates``) and the moved occurrence
 becomes a one-off Event of its own; a cancelled one is only skipped. Together they
@@ -20,6 +26,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
+from itertools import islice, takewhile
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -29,9 +36,12 @@ import recurring_ical_events
 from dateutil.rrule import rrulestr
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
+from aggregator import budget
 from aggregator.adapters import mapping as m
 from aggregator.adapters.base import Fetch, Page, Unmapped
 from federation.clock import utcnow
+from schema.schedule import nth_session_date, repeat_problem, runs_on, start_problem
+from schema.text import http_url
 
 KIND = "ical"
 
@@ -39,10 +49,17 @@ DEFAULT_TIMEZONE = "Europe/London"
 # How far ahead the occurrences of a series we cannot express as a schedule are listed.
 OCCURRENCE_HORIZON = timedelta(days=92)
 MAX_OCCURRENCES = 12
+# A rule is walked from its DTSTART (by every expander, and again for each window looked
+# at): one with more occurrences than this before today is refused rather than walked. It
+# only concerns rules a schedule cannot say, such as "every third day since 1990".
+MAX_PAST_OCCURRENCES = 10_000
 # An all-day event runs to the end of its last day; our times are to the minute.
 ALL_DAY_END = time(23, 59)
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 _RULE_PARTS = {"FREQ", "INTERVAL", "BYDAY", "UNTIL", "COUNT", "WKST", "BYSETPOS"}
+# The parts of a daily or weekly rule that we expand: filters that always match somewhere.
+_WALKABLE_PARTS = {"FREQ", "INTERVAL", "UNTIL", "COUNT", "WKST", "BYDAY", "BYMONTH", "BYMONTHDAY"}
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _GEO_URI = re.compile(r"geo:\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
 _POUNDS = re.compile(r"£\s?(\d+(?:\.\d{1,2})?)")
 _COUNTRIES = {
@@ -75,14 +92,14 @@ def read_calendar(body: bytes, feed_url: str, now: datetime) -> Page:
     """The page for a calendar's bytes: what maps, and why the rest does not."""
     try:
         found = candidates(body, feed_url, now)
-    except ValueError as exc:
+    except m.SOURCE_ERRORS as exc:
         # Not a snapshot: an unreadable calendar must not remove what we already show.
         return Page(
             [],
             [
                 Unmapped(
                     feed_url,
-                    f"{feed_url} is not a calendar we can read ({exc}); "
+                    f"{feed_url} is not a calendar we can read ({m.source_error(exc)}); "
                     "check the address is the calendar's .ics (iCal) link.",
                 )
             ],
@@ -101,6 +118,7 @@ def candidates(body: bytes, feed_url: str, now: datetime) -> list[m.Candidate]:
     by_uid: dict[str, list[Any]] = defaultdict(list)
     found: list[m.Candidate] = []
     for event in calendar.walk("VEVENT"):
+        budget.spend(items=1)
         summary = m.text(event.get("SUMMARY"), m.SHORT_TEXT)
         if event.get("DTSTART") is None:
             found.append(_unreadable(event, context, "it has no start (DTSTART)"))
@@ -108,14 +126,16 @@ def candidates(body: bytes, feed_url: str, now: datetime) -> list[m.Candidate]:
             # icalendar types to_ical() as bytes or str; a DTSTART's is bytes.
             by_uid[str(event.get("UID") or f"{event['DTSTART'].to_ical().decode()}-{summary}")].append(event)  # type: ignore[union-attr]
     for uid, events in by_uid.items():
+        budget.spend()  # counted above; this checks the time, as one series may take a moment
         try:
-            found += _candidates_of(calendar, uid, events, context)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # one odd event, not the calendar
-            found.append(_unreadable(events[0], context, f"we could not read its dates or rule ({exc})"))
+            found += _candidates_of(uid, events, context)
+        except m.SOURCE_ERRORS as exc:  # one odd event, not the calendar
+            problem = f"we could not read its dates or rule: {m.source_error(exc)}"
+            found.append(_unreadable(events[0], context, problem))
     return found
 
 
-def _candidates_of(calendar: Any, uid: str, events: list[Any], context: _Context) -> list[m.Candidate]:
+def _candidates_of(uid: str, events: list[Any], context: _Context) -> list[m.Candidate]:
     """The activities of one UID: its series (or its next occurrences) and its moved occurrences."""
     masters = [e for e in events if "RECURRENCE-ID" not in e]
     moved = [e for e in events if "RECURRENCE-ID" in e]
@@ -126,9 +146,12 @@ def _candidates_of(calendar: Any, uid: str, events: list[Any], context: _Context
             for event in ([master] if master is not None else []) + moved
             if _ahead(event, context) and not (event is not master and _cancelled(event))
         ]
+    refused = _rule_problem(master)
+    if refused:
+        return [_unreadable(master, context, refused)]
     entry = _schedule_entry(master, moved, context)
     if entry is None:
-        return _occurrences(calendar, uid, master, context)
+        return _occurrences(uid, master, moved, context)
     found = []
     if (
         entry.get("endDate", "9999-12-31")
@@ -138,6 +161,22 @@ def _candidates_of(calendar: Any, uid: str, events: list[Any], context: _Context
     return found + [
         _one_off(uid, e, master, context) for e in moved if _ahead(e, context) and not _cancelled(e)
     ]
+
+
+def _rule_problem(master: Any) -> str | None:
+    """Why the master's repeat rules are refused outright (more often than daily), or None."""
+    for rule in m.as_list(master.get("RRULE")):
+        times_a_day = 1
+        for part in ("BYHOUR", "BYMINUTE", "BYSECOND"):
+            times_a_day *= max(1, len(set(rule.get(part, ()))))
+        problem = repeat_problem(str(rule.get("FREQ", [""])[0]), rule.get("INTERVAL", [1])[0], times_a_day)
+        if problem:
+            shown = m.text(rule.to_ical().decode(errors="replace"), 80)
+            return (
+                f"its repeat rule {shown} cannot be shown: {problem}; "
+                "ask the organiser to repeat it daily at most"
+            )
+    return None
 
 
 def _unreadable(event: Any, context: _Context, problem: str) -> m.Candidate:
@@ -163,6 +202,9 @@ class _Context:
 def _series(uid: str, master: Any, entry: dict[str, Any], context: _Context) -> m.Candidate:
     candidate = _activity(uid, master, None, context, m.minted_id(context.feed_url, uid))
     candidate.activity.update(type="SessionSeries", schedule=[entry])
+    too_far = start_problem(date.fromisoformat(entry["startDate"]), context.now.date())
+    if too_far:
+        candidate.problems.append(too_far)
     return candidate
 
 
@@ -180,9 +222,11 @@ def _one_off(
     last = _instant(end, context, zone)
     if not isinstance(start, datetime):  # all-day: DTEND is the day after; we end at 23:59 like a series
         last = datetime.combine(end - timedelta(days=1), ALL_DAY_END, tzinfo=zone)
-    candidate.activity.update(
-        type="Event", startDate=m.stamp(_instant(start, context, zone)), endDate=m.stamp(last)
-    )
+    first = _instant(start, context, zone)
+    candidate.activity.update(type="Event", startDate=m.stamp(first), endDate=m.stamp(last))
+    too_far = start_problem(first.date(), context.now.date())
+    if too_far:
+        candidate.problems.append(too_far)
     if key is not None:
         when = _instant(key, context, zone).date().isoformat()
         candidate.label += f" on {when}"
@@ -190,16 +234,93 @@ def _one_off(
     return candidate
 
 
-def _occurrences(calendar: Any, uid: str, master: Any, context: _Context) -> list[m.Candidate]:
-    """The next occurrences of a series whose rule our schedule cannot say, as Events."""
-    window = recurring_ical_events.of(calendar).between(context.now, context.now + OCCURRENCE_HORIZON)
-    mine = sorted(
-        (e for e in window if str(e.get("UID")) == uid), key=lambda e: _instant(e.get("DTSTART").dt, context)
-    )
+def _occurrences(uid: str, master: Any, moved: list[Any], context: _Context) -> list[m.Candidate]:
+    """The next occurrences of a series whose rule our schedule cannot say, as Events.
+
+    Only this series is expanded (a calendar of one UID), and only over the horizon: the
+    work grows with the series, not with the calendar, and stays bounded whatever its rule.
+    """
+    unexpanded = _expansion_problem(master)
+    if unexpanded:
+        return [_unreadable(master, context, unexpanded)]
+    walked = _walk_to_today(master, context)
+    if walked == "too long":
+        return [
+            _unreadable(
+                master,
+                context,
+                f"its repeat rule has more than {MAX_PAST_OCCURRENCES:,} occurrences before today; "
+                "ask the organiser to start the series afresh",
+            )
+        ]
+    if walked == "ends":  # nothing ahead from the rule (expanding it would search to year 9999)
+        return [_one_off(uid, e, master, context) for e in moved if _ahead(e, context) and not _cancelled(e)]
+    series = icalendar.Calendar()
+    for event in [master, *moved]:
+        series.add_component(event)
+    # Lazily, soonest first: only the occurrences shown are ever built.
+    horizon = context.now + OCCURRENCE_HORIZON
+    upcoming = recurring_ical_events.of(series).after(context.now)
+    soon = takewhile(lambda e: _instant(e.get("DTSTART").dt, context) < horizon, upcoming)
     return [
         _one_off(uid, occurrence, master, context, occurrence.get("DTSTART").dt, occurrence.get("DTEND").dt)
-        for occurrence in mine[:MAX_OCCURRENCES]
+        for occurrence in islice(soon, MAX_OCCURRENCES)
     ]
+
+
+def _walk_to_today(master: Any, context: _Context) -> str:
+    """Walk the master's rules from DTSTART towards today, in bounded steps.
+
+    Returns "reaches" when a rule has an occurrence from today on, "ends" when none has
+    (its filters stop matching), "too long" when one has more than MAX_PAST_OCCURRENCES
+    before today. Rules are walked from their start by every expander, and once more for
+    each window it looks at, so this walk is what every later one costs. COUNT and UNTIL
+    are left out: they only shorten a walk.
+    """
+    start = _instant(master.get("DTSTART").dt, context).replace(tzinfo=None)
+    today = context.now.astimezone(ZoneInfo(_event_zone(master, context))).replace(tzinfo=None)
+    found = "ends"
+    for rule in m.as_list(master.get("RRULE")):
+        unbounded = {part: value for part, value in rule.items() if part not in ("COUNT", "UNTIL")}
+        walk = rrulestr(icalendar.vRecur(unbounded).to_ical().decode(), dtstart=start)
+        walked = 0
+        for walked, when in enumerate(islice(walk, MAX_PAST_OCCURRENCES), start=1):  # noqa: B007
+            if when >= today:
+                found = "reaches"
+                break
+        else:
+            if walked == MAX_PAST_OCCURRENCES:
+                return "too long"
+    return found
+
+
+def _expansion_problem(master: Any) -> str | None:
+    """Why a rule is not expanded, or None: one whose filters may never match.
+
+    dateutil (under recurring-ical-events) looks for a rule's next occurrence period by
+    period until year 9999: "daily, on 31 February" costs seconds of work to find nothing.
+    Days of the month are checked against their months; daily and weekly rules, the costly
+    ones to walk, are kept to filters that always match somewhere.
+    """
+    for rule in m.as_list(master.get("RRULE")):
+        months = rule.get("BYMONTH") or range(1, 13)
+        days = rule.get("BYMONTHDAY") or [1]
+        if not any(0 < abs(int(day)) <= _MONTH_DAYS[int(month) - 1] for month in months for day in days):
+            return "its repeat rule names days of the month that its months do not have"
+        if rule.get("FREQ", [""])[0] not in ("DAILY", "WEEKLY"):
+            continue  # a month or a year at a time: thousands of steps to year 9999, not millions
+        extra = sorted(set(rule) - _WALKABLE_PARTS)
+        if extra:
+            return (
+                f"its daily or weekly repeat rule also limits the days by {' and '.join(extra)}, "
+                "which we do not follow"
+            )
+        if any(str(day).upper() not in _WEEKDAYS for day in rule.get("BYDAY", ())):
+            return (
+                "its daily or weekly repeat rule names a numbered weekday (like 2MO), "
+                "which only a monthly rule can"
+            )
+    return None
 
 
 def _activity(uid: str, event: Any, master: Any, context: _Context, item_id: str) -> m.Candidate:
@@ -231,7 +352,7 @@ def _activity(uid: str, event: Any, master: Any, context: _Context, item_id: str
     if location:
         activity["location"] = location
     activity["price"] = _price(description)
-    link = m.http_url(str(field("URL") or ""))
+    link = http_url(str(field("URL") or ""))
     booking = {"method": "book-ahead" if re.search(r"\bbook", description, re.IGNORECASE) else "drop-in"}
     activity["booking"] = {**booking, "url": link} if link else booking
     if str(field("STATUS") or "").upper() == "CANCELLED":
@@ -284,8 +405,8 @@ def _price(description: str) -> dict[str, Any]:
 def _schedule_entry(master: Any, moved: list[Any], context: _Context) -> dict[str, Any] | None:
     """Our schedule entry for the master's RRULE, or None when the rule says more than a schedule can."""
     rule = master.get("RRULE")
-    if rule is None or set(rule) - _RULE_PARTS or "RDATE" in master:
-        return None
+    if not isinstance(rule, icalendar.vRecur) or set(rule) - _RULE_PARTS or "RDATE" in master:
+        return None  # none, or several rules at once (RFC 5545 allows it, a schedule cannot)
     zone_name = _event_zone(master, context)
     zone = ZoneInfo(zone_name)
     start = master.get("DTSTART").dt
@@ -318,8 +439,8 @@ def _schedule_entry(master: Any, moved: list[Any], context: _Context) -> dict[st
     else:
         entry.update(startTime=local_start.strftime("%H:%M"), endTime=local_end.strftime("%H:%M"))
     entry["startDate"] = local_start.date().isoformat()
-    last = _last_date(rule, master, local_start, zone)
-    if last is not None:
+    last = _last_date(rule, master, local_start, zone, entry)
+    if last is not None and not runs_on(last, local_start.date()):
         entry["endDate"] = last.isoformat()
     skipped = {_instant(value.dt, context, zone).date() for value in _exdates(master)}
     skipped |= {_instant(e.get("RECURRENCE-ID").dt, context, zone).date() for e in moved}
@@ -341,8 +462,14 @@ def _month_week(days: list[str], positions: Any) -> tuple[int | None, str | None
     return None, None
 
 
-def _last_date(rule: Any, master: Any, local_start: datetime, zone: ZoneInfo) -> date | None:
-    """The date of the rule's last occurrence, from UNTIL or COUNT; None when it runs on."""
+def _last_date(
+    rule: Any, master: Any, local_start: datetime, zone: ZoneInfo, entry: dict[str, Any]
+) -> date | None:
+    """The date of the rule's last occurrence, from UNTIL or COUNT; None when it runs on.
+
+    ``entry`` is the schedule the rule became: its sessions are the rule's occurrences, so
+    COUNT's last one is computed from it, however large COUNT is.
+    """
     if "UNTIL" in rule:
         until = rule["UNTIL"][0]
         if not isinstance(until, datetime):
@@ -354,15 +481,14 @@ def _last_date(rule: Any, master: Any, local_start: datetime, zone: ZoneInfo) ->
         on_time = local_until.time() >= local_start.time()
         return local_until.date() if on_time else local_until.date() - timedelta(days=1)
     if "COUNT" in rule:
-        naive = local_start.replace(tzinfo=None)
-        occurrences = list(rrulestr(rule.to_ical().decode(), dtstart=naive))
-        return occurrences[-1].date() if occurrences else None
+        return nth_session_date(entry, int(rule["COUNT"][0]))
     return None
 
 
 def _single(master: Any) -> bool:
     """A rule with COUNT=1 is a one-off dressed as a series."""
-    return master.get("RRULE", {}).get("COUNT", [0])[0] == 1
+    rule = master.get("RRULE")
+    return isinstance(rule, icalendar.vRecur) and rule.get("COUNT", [0])[0] == 1
 
 
 def _exdates(event: Any) -> list[Any]:

@@ -10,16 +10,27 @@ Keeping those steps here means each adapter module holds only its format's quirk
 from __future__ import annotations
 
 import html
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from aggregator.adapters.base import Change, Unmapped
 from schema import is_valid_activity, normalise_postcode, validate_activity
 from schema.vocab import categories as category_vocabulary
+
+log = logging.getLogger(__name__)
+
+# What a source's odd data raises deep inside parsing and mapping: a date past year 9999, a
+# string where a number goes, JSON nested thousands deep. Caught per item by ``guarded``, so
+# one strange item is the source's problem, shown with its name, not a fault of ours.
+SOURCE_ERRORS = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError)
+_DETAIL_LIMIT = 200
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+Mapped = TypeVar("Mapped")
 
 # Marks an activity whose ``lastVerified`` is the day we harvested it, because the source
 # gave no date of its own: shown as "not confirmed by the organiser". A namespaced key, so
@@ -33,7 +44,6 @@ _TELEPHONE = re.compile(r"^[+(]?[0-9][0-9 ()-]{5,24}$")
 _TAG = re.compile(r"<[^>]*>")
 _MARKUP_START = re.compile(r"<(?=[A-Za-z/!?])")
 _SPACE = re.compile(r"\s+")
-_HTTP = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
 
 SHORT_TEXT = 120
 # A source that gives no price: never shown as free (a prescriber would repeat it to a patient).
@@ -106,15 +116,46 @@ class Candidate:
     activity: dict[str, Any]
     problems: list[str] = field(default_factory=list)
     ref: str = ""
+    modified: int | str | None = None  # the source's change marker for the item, when it has one
 
     def result(self) -> Change | Unmapped:
         """The activity as a Change when it is valid, else an Unmapped saying why, field by field."""
         ref = self.ref or self.label
         if not self.problems:
             if is_valid_activity(self.activity):
-                return Change(self.id, self.activity, ref=ref)
+                return Change(self.id, self.activity, ref=ref, modified=self.modified)
             self.problems.extend(problem.message for problem in validate_activity(self.activity))
         return Unmapped(ref, f"{self.label}: {'; '.join(self.problems)}")
+
+
+def guarded(ref: str, label: str, build: Callable[[], Mapped]) -> Mapped | Unmapped:
+    """``build()``, or an Unmapped naming the item when what the source sent made it fail.
+
+    The reason keeps the error's own words, so a fault of ours that slips through is still
+    specific enough to report; the traceback goes to the log for the same reason.
+    """
+    try:
+        return build()
+    except SOURCE_ERRORS as exc:
+        log.warning("could not map %s from its source", ref, exc_info=True)
+        return Unmapped(
+            ref,
+            f"{label} could not be read: {source_error(exc)}. Ask the publisher to check this item; "
+            "if it looks right, report this message to the aggregator's operator.",
+        )
+
+
+def source_error(exc: BaseException) -> str:
+    """An error raised by a source's data, in plain words and of bounded length."""
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply to read"
+    # The error may quote the source's bytes: keep it short and free of control characters.
+    detail = _CONTROL.sub("?", str(exc)) or type(exc).__name__
+    if len(detail) > _DETAIL_LIMIT:
+        detail = detail[: _DETAIL_LIMIT - 1] + "…"
+    if isinstance(exc, OverflowError):
+        return f"a date or number in it is out of range ({detail})"
+    return f"{detail} ({type(exc).__name__})"
 
 
 def text(value: Any, limit: int = LONG_TEXT) -> str:
@@ -132,11 +173,6 @@ def text(value: Any, limit: int = LONG_TEXT) -> str:
         return plain
     cut = plain[: limit - 1].rsplit(" ", 1)[0]
     return cut + "…"
-
-
-def http_url(value: Any) -> str | None:
-    """``value`` when it is an absolute http(s) URL, else None."""
-    return value.strip() if isinstance(value, str) and _HTTP.match(value.strip()) else None
 
 
 def find_postcode(value: Any) -> str | None:

@@ -8,6 +8,10 @@ read its sessions for what the series alone cannot say: spaces left and cancelle
 
 The same mapping serves a single JSON-LD document (an ``Event`` on a web page) and the
 Atom adapter's JSON-LD entries, since OpenActive is schema.org with rules.
+
+Each series is mapped once per page, after every session of the page has joined it, so
+thousands of sessions on one series cost what they weigh, not their number squared. An
+item that cannot be read, whatever it holds, becomes a reason naming it.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from aggregator import budget
 from aggregator.adapters import mapping as m
 from aggregator.adapters.base import Change, Fetch, Page, Unmapped
 from federation.clock import utcnow
+from schema.schedule import nth_session_date, repeat_problem, runs_on, start_problem
+from schema.text import http_url
 
 KIND = "openactive"
 
@@ -37,9 +44,16 @@ _DAYS = {
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 _FREQUENCIES = {"P1W": "P1W", "P7D": "P1W", "P2W": "P2W", "P14D": "P2W", "P1M": "P1M"}
 _DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+# A repeatFrequency is an ISO 8601 duration: P1W, P14D, P1M, and in hostile or odd feeds PT1H or P0D.
+_REPEAT = re.compile(
+    r"^P(?:(?P<Y>\d+)Y)?(?:(?P<MO>\d+)M)?(?:(?P<W>\d+)W)?(?:(?P<D>\d+)D)?"
+    r"(?:T(?:(?P<H>\d+)H)?(?:(?P<MI>\d+)M)?(?:(?P<S>\d+(?:\.\d+)?)S)?)?$"
+)
 _SERIES_TYPES = {"SessionSeries", "CourseInstance", "HeadlineEvent"}
 EVENT_TYPES = {"Event", "OnDemandEvent", "ScheduledSession", *_SERIES_TYPES}
 _LONDON = ZoneInfo("Europe/London")
+# Sessions further apart on average than this many days keep no weekly pattern.
+_MOSTLY_MISSING = 14
 # An RPDE ``modified`` this large and no larger is a Unix time; smaller ones are change numbers.
 _EPOCH_RANGE = (946_684_800, 4_102_444_800)  # 2000-01-01 .. 2100-01-01
 
@@ -85,7 +99,12 @@ def pages(fetch: Fetch, url: str, cursor: str | None, *, now: datetime | None = 
             return
         page = Page([], [])
         for item in document["items"]:
-            _page_item(item, series, page)
+            budget.spend(items=1)
+            ref = _item_ref(item)
+            result = m.guarded(ref, ref, lambda: _page_item(item, series, page))  # noqa: B023 (called at once)
+            if isinstance(result, Unmapped):
+                page.unmapped.append(result)
+        series.flush(page)
         next_link = document.get("next")
         next_url = next_link if isinstance(next_link, str) else current
         last = not document["items"] or next_url == current
@@ -108,18 +127,38 @@ def pages(fetch: Fetch, url: str, cursor: str | None, *, now: datetime | None = 
         current = next_url
 
 
+def _item_ref(item: Any) -> str:
+    """How the source names an RPDE item, for any reason shown about it (whatever the item is)."""
+    if isinstance(item, dict) and isinstance(item.get("id"), str | int):
+        return f"{m.text(item.get('kind'), 40) or 'item'} {m.text(item['id'], 200)}"
+    return m.text(repr(item)[:80], 80)
+
+
 def _page_item(item: Any, series: _SeriesSeen, page: Page) -> None:
-    """Add one RPDE item to ``page``: a change, a deletion, or the reason it is not an activity."""
+    """Add one RPDE item to ``page``: a change, a deletion, or the reason it is not an activity.
+
+    A series (or event) is only noted here: ``series.flush`` maps it at the end of the page.
+    """
     if not isinstance(item, dict) or "id" not in item:
         page.unmapped.append(
-            Unmapped(str(item)[:80], "An RPDE item without an id; the publisher's feed is broken.")
+            Unmapped(_item_ref(item), "An RPDE item without an id; the publisher's feed is broken.")
+        )
+        return
+    if isinstance(item["id"], bool) or not isinstance(item["id"], str | int):
+        page.unmapped.append(
+            Unmapped(
+                _item_ref(item),
+                f"An RPDE item's id is {type(item['id']).__name__}, not a string or a number; "
+                "the publisher's feed is broken.",
+            )
         )
         return
     kind, source_id = str(item.get("kind", "")), item["id"]
-    ref = f"{kind or 'item'} {source_id}"
+    ref = _item_ref(item)
     item_id = m.minted_id(series.feed_url, source_id)
     if item.get("state") == "deleted":
-        page.changes.append(Change(item_id, None, ref=ref))
+        series.forget(item_id)  # a series updated earlier in the page must not come back
+        page.changes.append(Change(item_id, None, ref=ref, modified=_marker(item.get("modified"))))
         return
     data = item.get("data")
     if not isinstance(data, dict):
@@ -127,8 +166,7 @@ def _page_item(item: Any, series: _SeriesSeen, page: Page) -> None:
         return
     kind_of_data = thing_type(data)
     if kind_of_data == "ScheduledSession" or kind == "ScheduledSession":
-        joined = series.add_session(data)
-        if joined is None:
+        if not series.add_session(data):
             parent = data.get("superEvent")
             page.unmapped.append(
                 Unmapped(
@@ -140,8 +178,6 @@ def _page_item(item: Any, series: _SeriesSeen, page: Page) -> None:
                     ),
                 )
             )
-        else:
-            page.add(joined)  # the series may no longer map with the session joined
         return
     if kind_of_data not in EVENT_TYPES:
         page.unmapped.append(
@@ -154,47 +190,73 @@ def _page_item(item: Any, series: _SeriesSeen, page: Page) -> None:
             )
         )
         return
-    result = series.add_series(item_id, data, _epoch(item.get("modified")), ref)
-    page.add(result)
+    series.add_series(item_id, data, _epoch(item.get("modified")), ref, _marker(item.get("modified")))
 
 
 class _SeriesSeen:
-    """The series met in this harvest, so sessions published separately can join them."""
+    """The series met in this harvest, so sessions published separately can join them.
+
+    Series and sessions are noted as a page is read and each series touched is mapped once
+    when the page ends (``flush``): mapping it at every session would make the join quadratic.
+    """
 
     def __init__(self, feed_url: str, harvested_at: datetime):
         self.feed_url = feed_url
         self.harvested_at = harvested_at
         self._item_ids: dict[str, str] = {}  # the series' @id, id or url → our item id
-        self._series: dict[str, tuple[dict[str, Any], datetime | None, str]] = {}
+        # item id → (data, its change time, its ref, the RPDE item's modified)
+        self._series: dict[str, tuple[dict[str, Any], datetime | None, str, int | str | None]] = {}
         self._sessions: dict[str, dict[str, dict[str, Any]]] = {}
+        self._touched: dict[str, None] = {}  # series to map at the end of the page, in order
 
     def add_series(
-        self, item_id: str, data: dict[str, Any], changed: datetime | None, ref: str = ""
-    ) -> Change | Unmapped:
+        self,
+        item_id: str,
+        data: dict[str, Any],
+        changed: datetime | None,
+        ref: str = "",
+        modified: int | str | None = None,
+    ) -> None:
         for own in {data.get("@id"), data.get("id"), data.get("url")} - {None}:
             self._item_ids[str(own)] = item_id
-        self._series[item_id] = (data, changed, ref)
-        return self._map(item_id)
+        self._series[item_id] = (data, changed, ref, modified)
+        self._touched[item_id] = None
 
-    def add_session(self, session: dict[str, Any]) -> Change | Unmapped | None:
-        """The session's series with the session joined, or None when the series is not known."""
+    def add_session(self, session: dict[str, Any]) -> bool:
+        """Join the session to its series; False when the series is not known."""
         parent = session.get("superEvent")
         item_id = self._item_ids.get(_ref_of(parent))
-        if item_id is None and isinstance(parent, dict) and thing_type(parent) in _SERIES_TYPES:
-            parent_id = parent.get("@id") or parent.get("id")
-            item_id = m.http_url(parent_id) or m.minted_id(self.feed_url, parent_id or session.get("@id"))
-            self.add_series(item_id, parent, None)
-        if item_id is None:
-            return None
+        embedded = parent if isinstance(parent, dict) and thing_type(parent) in _SERIES_TYPES else None
+        if (item_id is None or item_id not in self._series) and embedded is not None:
+            parent_id = embedded.get("@id") or embedded.get("id")
+            item_id = http_url(parent_id) or m.minted_id(self.feed_url, parent_id or session.get("@id"))
+            self.add_series(item_id, embedded, None)
+        if item_id is None or item_id not in self._series:
+            return False
         sessions = self._sessions.setdefault(item_id, {})
         sessions[str(session.get("@id") or session.get("identifier") or len(sessions))] = session
-        return self._map(item_id)
+        self._touched[item_id] = None
+        return True
+
+    def forget(self, item_id: str) -> None:
+        """The item was deleted: it is no series to join or to map any more."""
+        self._series.pop(item_id, None)
+        self._sessions.pop(item_id, None)
+        self._touched.pop(item_id, None)
+
+    def flush(self, page: Page) -> None:
+        """Map each series touched since the last flush, once, into ``page``."""
+        for item_id in self._touched:
+            ref = self._series[item_id][2] or item_id
+            page.add(m.guarded(ref, ref, lambda: self._map(item_id)))  # noqa: B023 (called at once)
+        self._touched.clear()
 
     def _map(self, item_id: str) -> Change | Unmapped:
-        data, changed, ref = self._series[item_id]
+        data, changed, ref, modified = self._series[item_id]
         joined = list(self._sessions.get(item_id, {}).values())
         candidate = map_opportunity(data, item_id, self.harvested_at, extra_sessions=joined, changed=changed)
         candidate.ref = ref or candidate.ref
+        candidate.modified = modified
         return candidate.result()
 
 
@@ -203,10 +265,12 @@ def _document_page(document: Any, url: str, harvested_at: datetime) -> Page:
     things = document.get("@graph", [document]) if isinstance(document, dict) else document
     page = Page([], [], snapshot=True)
     for index, thing in enumerate(things if isinstance(things, list) else []):
+        budget.spend(items=1)
         if isinstance(thing, dict) and thing_type(thing) in EVENT_TYPES:
-            own = m.http_url(thing.get("@id")) or m.http_url(thing.get("url"))
-            result = map_opportunity(thing, own or m.minted_id(url, index), harvested_at).result()
-            page.add(result)
+            own = http_url(thing.get("@id")) or http_url(thing.get("url"))
+            item_id = own or m.minted_id(url, index)
+            ref = f"{thing_type(thing)} {own or index}"
+            page.add(m.guarded(ref, ref, lambda: map_opportunity(thing, item_id, harvested_at).result()))  # noqa: B023
     if not page.changes and not page.unmapped:
         # Not a snapshot: an error document answered with 200 must not remove what we show.
         page.snapshot = False
@@ -233,7 +297,9 @@ def map_opportunity(
     name = m.text(data.get("name"), m.SHORT_TEXT)
     label = f"{thing_type(data) or 'Event'} '{name or data.get('@id') or item_id}'"
     problems: list[str] = []
-    sessions = [s for s in [*m.as_list(data.get("subEvent")), *(extra_sessions or [])] if isinstance(s, dict)]
+    embedded = m.as_list(data.get("subEvent"))
+    budget.spend(items=len(embedded))  # a series may carry thousands of sessions of its own
+    sessions = [s for s in [*embedded, *(extra_sessions or [])] if isinstance(s, dict)]
     activity: dict[str, Any] = {"id": item_id, "name": name}
     if not name:
         problems.append("it has no name")
@@ -243,7 +309,7 @@ def map_opportunity(
     activity["organizer"] = _organizer(data, problems)
     activity["categories"] = _categories(data) or [default_category]
     _place(data, activity, problems)
-    schedule = _schedule(data, sessions, problems)
+    schedule = _schedule(data, sessions, problems, harvested_at)
     start = m.as_datetime(data.get("startDate"))
     if schedule:
         activity["type"] = "SessionSeries"
@@ -283,7 +349,7 @@ def map_opportunity(
     status = str(data.get("eventStatus", "")).rsplit("/", 1)[-1]
     if status in ("EventCancelled", "EventPostponed"):
         activity["status"] = "cancelled" if status == "EventCancelled" else "paused"
-    own_id = m.http_url(data.get("@id") or data.get("id"))
+    own_id = http_url(data.get("@id") or data.get("id"))
     if own_id and own_id != item_id:
         activity["sameAs"] = [own_id]
     source_changed = m.as_datetime(data.get("dateModified")) or changed
@@ -302,7 +368,7 @@ def _organizer(data: Mapping[str, Any], problems: list[str]) -> dict[str, str]:
         problems.append("it names no organizer")
         return {"name": ""}
     organizer = {"name": m.text(source.get("name"), m.SHORT_TEXT)}
-    website = m.http_url(source.get("url"))
+    website = http_url(source.get("url"))
     if website:
         organizer["url"] = website
     if isinstance(source.get("email"), str) and "@" in source["email"]:
@@ -330,7 +396,7 @@ def _categories(data: Mapping[str, Any]) -> list[str]:
 def _place(data: Mapping[str, Any], activity: dict[str, Any], problems: list[str]) -> None:
     place = data.get("location")
     if isinstance(place, dict) and thing_type(place) == "VirtualLocation":
-        online = m.http_url(place.get("url"))
+        online = http_url(place.get("url"))
         if online:
             activity["attendanceMode"], activity["onlineUrl"] = "online", online
             return
@@ -388,7 +454,7 @@ def _access(data: Mapping[str, Any], place: Mapping[str, Any]) -> list[str]:
 
 
 def _schedule(
-    data: Mapping[str, Any], sessions: list[dict[str, Any]], problems: list[str]
+    data: Mapping[str, Any], sessions: list[dict[str, Any]], problems: list[str], harvested_at: datetime
 ) -> list[dict[str, Any]]:
     """Our schedule from ``eventSchedule``; failing that, from the sessions when they keep one pattern."""
     entries = []
@@ -396,7 +462,7 @@ def _schedule(
     for rule in m.as_list(data.get("eventSchedule")):
         if not isinstance(rule, dict):
             continue
-        entry = _schedule_entry(rule, sessions, problems)
+        entry = _schedule_entry(rule, sessions, problems, harvested_at)
         if entry is not None:
             missed = sorted({*entry.get("exceptDates", ()), *cancelled})
             if missed:
@@ -412,8 +478,14 @@ def _schedule(
 
 
 def _schedule_entry(
-    rule: Mapping[str, Any], sessions: list[dict[str, Any]], problems: list[str]
+    rule: Mapping[str, Any], sessions: list[dict[str, Any]], problems: list[str], harvested_at: datetime
 ) -> dict | None:
+    refused = _repeat_problem(rule.get("repeatFrequency"))
+    if refused:
+        problems.append(
+            f"its schedule (every {m.text(rule.get('repeatFrequency'), 40)}) cannot be shown: {refused}"
+        )
+        return None
     frequency = _FREQUENCIES.get(str(rule.get("repeatFrequency", "")).upper())
     days = [_day(day) for day in m.as_list(rule.get("byDay"))]
     start_time = m.clock(rule.get("startTime"))
@@ -449,9 +521,22 @@ def _schedule_entry(
     if starts is None:
         problems.append("its schedule has no startDate and no sessions to date it from")
         return None
+    too_far = start_problem(starts, harvested_at.date())
+    if too_far:
+        problems.append(f"its schedule {too_far}")
+        return None
     entry["startDate"] = starts.isoformat()
     ends = m.as_date(rule.get("endDate"))
-    if ends:
+    count = rule.get("repeatCount")
+    if count is not None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            problems.append(
+                f"its schedule's repeatCount {m.text(repr(count), 40)} is not a whole number of 1 or more"
+            )
+            return None
+        last = nth_session_date(entry, count)  # None: so many it runs on
+        ends = min(ends, last) if ends and last else ends or last
+    if ends and not runs_on(ends, starts):
         entry["endDate"] = ends.isoformat()
     excepted = sorted({d.isoformat() for d in (m.as_date(x) for x in m.as_list(rule.get("exceptDate"))) if d})
     if excepted:
@@ -473,6 +558,8 @@ def _pattern_of(sessions: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     ((start_time, end_time),) = clocks
     dates = sorted({s.date() for s, _ in times})
+    if (dates[-1] - dates[0]).days > _MOSTLY_MISSING * len(dates):
+        return None  # sessions years apart: mostly gaps, no weekly pattern (and no walk through the years)
     weekdays = sorted({d.weekday() for d in dates})
     expected, day = [], dates[0]
     while day <= dates[-1]:
@@ -488,7 +575,8 @@ def _pattern_of(sessions: list[dict[str, Any]]) -> dict[str, Any] | None:
         "endDate": dates[-1].isoformat(),
         "timezone": "Europe/London",
     }
-    missing = [d.isoformat() for d in expected if d not in set(dates)]
+    held = set(dates)
+    missing = [d.isoformat() for d in expected if d not in held]
     if missing:
         entry["exceptDates"] = missing
     return entry
@@ -505,16 +593,14 @@ def _cancelled_dates(sessions: list[dict[str, Any]]) -> list[str]:
 
 def _capacity(data: Mapping[str, Any], sessions: list[dict[str, Any]], harvested_at: datetime) -> dict | None:
     """Spaces at the next session still to come (or at the event itself)."""
-    upcoming = (
-        sorted(
-            (start, session)
-            for session in sessions
-            if (start := m.as_datetime(session.get("startDate"))) and start > harvested_at
-        )
-        if sessions
-        else []
-    )
-    source = upcoming[0][1] if upcoming else (data if not sessions else None)
+    upcoming = [
+        (start, session)
+        for session in sessions
+        if (start := m.as_datetime(session.get("startDate"))) and start > harvested_at
+    ]
+    # By start alone: two sessions at the same time must not be compared as dicts.
+    soonest = min(upcoming, key=lambda pair: pair[0])[1] if upcoming else None
+    source = soonest if sessions else data
     if source is None or not isinstance(source.get("remainingAttendeeCapacity"), int):
         return None
     remaining = max(0, source["remainingAttendeeCapacity"])
@@ -553,12 +639,12 @@ def _price(data: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
 def _booking(data: Mapping[str, Any]) -> dict[str, str]:
     link = next(
         (
-            m.http_url(o.get("url"))
+            http_url(o.get("url"))
             for o in m.as_list(data.get("offers"))
-            if isinstance(o, dict) and m.http_url(o.get("url"))
+            if isinstance(o, dict) and http_url(o.get("url"))
         ),
         None,
-    ) or m.http_url(data.get("url"))
+    ) or http_url(data.get("url"))
     return {"method": "book-ahead", "url": link} if link else {"method": "drop-in"}
 
 
@@ -613,6 +699,44 @@ def _clock_plus(start_time: str | None, duration: Any) -> str | None:
         return None
     end = datetime.combine(date(2000, 1, 1), datetime.strptime(start_time, "%H:%M").time()) + length
     return end.strftime("%H:%M") if end.date() == date(2000, 1, 1) else None
+
+
+def _repeat_problem(value: Any) -> str | None:
+    """Why an ISO 8601 repeatFrequency is refused (more often than daily, or a zero length), or None.
+
+    Frequencies we do not recognise at all are left to the schedule's own message.
+    """
+    found = _REPEAT.match(str(value or "").strip().upper())
+    if not found or not any(found.groups()):
+        return None
+    parts = {unit: float(amount) for unit, amount in found.groupdict().items() if amount is not None}
+    if {"Y", "MO"} & parts.keys() and not {"W", "D", "H", "MI", "S"} & parts.keys():
+        return repeat_problem(
+            "YEARLY" if "Y" in parts else "MONTHLY", int(parts.get("Y") or parts.get("MO") or 0)
+        )
+    length = timedelta(
+        weeks=parts.get("W", 0),
+        days=parts.get("D", 0),
+        hours=parts.get("H", 0),
+        minutes=parts.get("MI", 0),
+        seconds=parts.get("S", 0),
+    )
+    if timedelta(0) < length < timedelta(days=1):
+        finest = (
+            "HOURLY"
+            if length >= timedelta(hours=1)
+            else "MINUTELY"
+            if length >= timedelta(minutes=1)
+            else "SECONDLY"
+        )
+        return repeat_problem(finest, 1)
+    days = length / timedelta(days=1)
+    return repeat_problem("DAILY", int(days) if days.is_integer() else days)
+
+
+def _marker(value: Any) -> int | str | None:
+    """An RPDE item's ``modified`` as the change marker it is (a number or a string), else None."""
+    return value if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
 def _epoch(value: Any) -> datetime | None:

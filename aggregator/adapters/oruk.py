@@ -10,6 +10,11 @@ once a day and hands the harvest a snapshot (services that vanished are dropped)
 between it asks only for services modified since the last harvest with
 ``modified_after``; a server that ignores the parameter costs list pages but no detail
 requests, because each summary's ``last_modified`` is checked too.
+
+A directory is a stranger's server: its list may never end, repeat itself, or say
+``total_pages`` in words. The list is read while the harvest's budget lasts and until a
+page brings nothing new; when the budget runs out, what was read is handed over with a
+cursor that resumes the list where it stopped, and the harvest records why it stopped.
 """
 
 from __future__ import annotations
@@ -17,15 +22,23 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import quote, urlencode
 
-from dateutil.rrule import MONTHLY, WEEKLY, rrule, weekday
-
+from aggregator import budget
 from aggregator.adapters import mapping as m
 from aggregator.adapters.base import Change, Fetch, Page, SourceGone, Unmapped
 from federation.clock import utcnow
+from schema.schedule import (
+    AT_MOST_DAILY,
+    FINER_THAN_DAILY,
+    nth_session_date,
+    repeat_problem,
+    runs_on,
+    start_problem,
+)
+from schema.text import http_url
 
 KIND = "oruk"
 
@@ -56,55 +69,116 @@ def sniff(content_type: str, body: bytes) -> bool:
 def pages(fetch: Fetch, url: str, cursor: str | None, *, now: datetime | None = None) -> Iterator[Page]:
     """One page: every service (re)read since ``cursor``, a snapshot when the whole list was read.
 
-    ``cursor`` is JSON ``{"since": when this harvest started, "full_at": the last whole read}``.
+    ``cursor`` is JSON ``{"since": when this harvest started, "full_at": the last whole read}``,
+    with ``"resume"`` while a read of the list stopped by the budget is under way.
     """
     harvested_at = now or utcnow()
     state = _cursor(cursor)
     full_at = m.as_datetime(state.get("full_at"))
-    full = full_at is None or harvested_at - full_at >= FULL_HARVEST_EVERY
-    since = None if full else m.as_datetime(state.get("since"))
+    resume = m.as_object(state.get("resume"))
+    listing = _Listing.resumed(resume) if resume else _Listing.fresh(harvested_at, full_at, state)
     services_url = m.feed_base(url).rstrip("/")
-    page = Page([], [], snapshot=full)
-    for summary in _summaries(fetch, services_url, since, page):
-        service_id = str(summary["id"])
-        changed = m.as_datetime(summary.get("last_modified"))
-        if since is not None and changed is not None and changed < since:
-            continue
-        item_id = f"{services_url}/{quote(service_id, safe='')}"
-        try:
-            fetched = fetch(item_id)
-        except SourceGone:  # listed a moment ago, gone now: the service was withdrawn
-            page.changes.append(Change(item_id, None, ref=f"service {service_id}"))
-            continue
-        detail = _json(fetched) if fetched is not None else summary
-        if not isinstance(detail, dict):
-            page.unmapped.append(
-                Unmapped(f"service {service_id}", f"{item_id} did not answer with a service as JSON.")
-            )
-            continue
-        if str(detail.get("status", "active")).lower() in _ENDED:
-            page.changes.append(Change(item_id, None, ref=f"service {service_id}"))
-            continue
-        result = map_service(detail, item_id, harvested_at).result()
-        page.add(result)
+    # Only a read of the whole list in one harvest is the whole set.
+    page = Page([], [], snapshot=listing.full and not resume)
+    try:
+        for summary in _summaries(fetch, services_url, listing, page):
+            _read_service(fetch, services_url, summary, listing, harvested_at, page)
+            listing.done += 1
+    except budget.BudgetSpent:
+        # Hand over what was read, to resume from there next time; the harvest says why it stopped.
+        page.snapshot = False
+        page.cursor = json.dumps({**_finished(state, full_at), "resume": listing.state()}, sort_keys=True)
+        yield page
+        raise
+    whole_read_at = listing.started if listing.full or full_at is None else full_at
     page.cursor = json.dumps(
-        {
-            "since": m.stamp(harvested_at),
-            "full_at": m.stamp(harvested_at if full or full_at is None else full_at),
-        },
-        sort_keys=True,
+        {"since": m.stamp(listing.started), "full_at": m.stamp(whole_read_at)}, sort_keys=True
     )
     yield page
 
 
-def _summaries(
-    fetch: Fetch, services_url: str, since: datetime | None, page: Page
-) -> Iterator[dict[str, Any]]:
-    """The service summaries of every list page, stopping at the last (whatever ``total_pages`` claims)."""
-    for number in range(1, _MAX_PAGES + 1):
-        query: dict[str, int | str] = {"page": number, "per_page": PER_PAGE}
-        if since is not None:
-            query["modified_after"] = m.stamp(since)
+class _Listing:
+    """One read of the service list: which services it asks for, and how far it has got."""
+
+    def __init__(self, started: datetime, full: bool, since: datetime | None, number: int = 1, done: int = 0):
+        self.started, self.full, self.since = started, full, since
+        self.number = number  # the list page being read
+        self.done = done  # its services already read
+        self.seen: set[str] = set()
+
+    @classmethod
+    def fresh(cls, harvested_at: datetime, full_at: datetime | None, state: dict[str, Any]) -> _Listing:
+        full = full_at is None or harvested_at - full_at >= FULL_HARVEST_EVERY
+        return cls(harvested_at, full, None if full else m.as_datetime(state.get("since")))
+
+    @classmethod
+    def resumed(cls, resume: dict[str, Any]) -> _Listing:
+        number, done = resume.get("page"), resume.get("done")
+        return cls(
+            m.as_datetime(resume.get("started")) or utcnow(),
+            resume.get("full") is True,
+            m.as_datetime(resume.get("since")),
+            number if isinstance(number, int) and 1 <= number <= _MAX_PAGES else 1,
+            done if isinstance(done, int) and done >= 0 else 0,
+        )
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "started": m.stamp(self.started),
+            "full": self.full,
+            "since": m.stamp(self.since) if self.since else None,
+            "page": self.number,
+            "done": self.done,
+        }
+
+
+def _finished(state: dict[str, Any], full_at: datetime | None) -> dict[str, Any]:
+    """The cursor of the last finished read, as it was."""
+    return {"since": state.get("since"), "full_at": m.stamp(full_at) if full_at else None}
+
+
+def _read_service(
+    fetch: Fetch,
+    services_url: str,
+    summary: dict[str, Any],
+    listing: _Listing,
+    harvested_at: datetime,
+    page: Page,
+) -> None:
+    """Add one listed service to ``page``: read in full, withdrawn, or the reason it is not shown."""
+    service_id = str(summary["id"])
+    ref = f"service {service_id}"
+    changed = m.as_datetime(summary.get("last_modified"))
+    if listing.since is not None and changed is not None and changed < listing.since:
+        return
+    item_id = f"{services_url}/{quote(service_id, safe='')}"
+    try:
+        fetched = fetch(item_id)
+    except SourceGone:  # listed a moment ago, gone now: the service was withdrawn
+        page.changes.append(Change(item_id, None, ref=ref))
+        return
+    detail = _json(fetched) if fetched is not None else summary
+    if not isinstance(detail, dict):
+        page.unmapped.append(Unmapped(ref, f"{item_id} did not answer with a service as JSON."))
+        return
+    if str(detail.get("status", "active")).lower() in _ENDED:
+        page.changes.append(Change(item_id, None, ref=ref))
+        return
+    page.add(
+        m.guarded(ref, f"Service {service_id}", lambda: map_service(detail, item_id, harvested_at).result())
+    )
+
+
+def _summaries(fetch: Fetch, services_url: str, listing: _Listing, page: Page) -> Iterator[dict[str, Any]]:
+    """The service summaries of every list page, stopping at the last (whatever ``total_pages`` claims).
+
+    Also stops, with a reason, at a page that brings no service not already listed: a server
+    that answers every page with the same one, or with a next page forever.
+    """
+    while listing.number <= _MAX_PAGES:
+        query: dict[str, int | str] = {"page": listing.number, "per_page": PER_PAGE}
+        if listing.since is not None:
+            query["modified_after"] = m.stamp(listing.since)
         list_url = f"{services_url}?{urlencode(query)}"
         fetched = fetch(list_url)
         if fetched is None:
@@ -122,16 +196,59 @@ def _summaries(
             )
             page.snapshot = False  # a broken read is not the whole set: keep what we have
             return
-        for summary in envelope["contents"]:
-            if isinstance(summary, dict) and summary.get("id"):
+        new = 0
+        for index, summary in enumerate(envelope["contents"]):
+            budget.spend(items=1)
+            service_id = summary.get("id") if isinstance(summary, dict) else None
+            if isinstance(service_id, bool) or not isinstance(service_id, str | int) or service_id == "":
+                if service_id is not None:
+                    page.unmapped.append(_bad_id(list_url, index, service_id))
+                continue
+            if str(service_id) in listing.seen:
+                continue
+            listing.seen.add(str(service_id))
+            new += 1
+            if index >= listing.done:  # those before were read before the budget stopped the last harvest
                 yield summary
         total = envelope.get("total_pages")
-        if (
-            not envelope["contents"]
-            or envelope.get("last_page") is True
-            or (isinstance(total, int) and number >= total)
-        ):
+        if total is not None and (isinstance(total, bool) or not isinstance(total, int)):
+            page.unmapped.append(_bad_total(list_url, total))
+        if not envelope["contents"] or envelope.get("last_page") is True:
             return
+        if isinstance(total, int) and not isinstance(total, bool) and listing.number >= total:
+            return
+        if new == 0:
+            page.unmapped.append(
+                Unmapped(
+                    list_url,
+                    f"{list_url} lists no service that the pages before it did not; the list was read up to "
+                    "there. Ask the directory's publisher to end the list (an empty page, last_page or "
+                    "total_pages).",
+                )
+            )
+            page.snapshot = False  # the list did not end as a list should: keep what we have
+            return
+        listing.number, listing.done = listing.number + 1, 0
+    page.unmapped.append(
+        Unmapped(services_url, f"{services_url} lists more than {_MAX_PAGES:,} pages; read up to there.")
+    )
+    page.snapshot = False
+
+
+def _bad_id(list_url: str, index: int, value: Any) -> Unmapped:
+    return Unmapped(
+        f"{list_url} item {index + 1}",
+        f"Item {index + 1} of {list_url} has an id that is {type(value).__name__}, not text; "
+        "ask the directory's publisher to give every service a text id.",
+    )
+
+
+def _bad_total(list_url: str, value: Any) -> Unmapped:
+    return Unmapped(
+        list_url,
+        f"{list_url} gives total_pages as {m.text(repr(value), 40)}, not a whole number; we read on until a "
+        "page is empty or repeats. Ask the directory's publisher to give it as a number.",
+    )
 
 
 def map_service(service: Mapping[str, Any], item_id: str, harvested_at: datetime) -> m.Candidate:
@@ -190,7 +307,7 @@ def _organizer(organization: Mapping[str, Any], problems: list[str]) -> dict[str
     if not name:
         problems.append("it names no organization")
     organizer = {"name": name}
-    website = m.http_url(organization.get("website"))
+    website = http_url(organization.get("website"))
     if website:
         organizer["url"] = website
     if "@" in str(organization.get("email") or ""):
@@ -205,7 +322,7 @@ def _location(at_locations: list[dict[str, Any]], activity: dict[str, Any], prob
         place = m.as_object(at_location.get("location"))
         name = m.text(place.get("name"), m.SHORT_TEXT)
         if place.get("location_type") == "virtual":
-            online = m.http_url(place.get("url"))
+            online = http_url(place.get("url"))
             if online:
                 activity["attendanceMode"], activity["onlineUrl"] = "online", online
                 return
@@ -285,7 +402,15 @@ def _schedule_entry(
     rule: Mapping[str, Any], harvested_at: datetime, problems: list[str]
 ) -> dict[str, Any] | None:
     """Our entry for one HSDS schedule (RFC 5545 RRULE parts), or None with a problem added."""
-    frequency, interval = str(rule.get("freq") or "").upper(), rule.get("interval") or 1
+    frequency, interval = str(rule.get("freq") or "").upper(), rule.get("interval", 1)
+    interval = 1 if interval is None else interval
+    # A frequency we do not know at all is left to the message below, which says what we show.
+    known = frequency in (*FINER_THAN_DAILY, *AT_MOST_DAILY)
+    refused = repeat_problem(frequency, interval) if known else None
+    if refused:
+        shown = f"{m.text(frequency, 20)}, interval {m.text(repr(interval), 20)}"
+        problems.append(f"its schedule ({shown}) cannot be shown: {refused}")
+        return None
     parts = [part.strip().upper() for part in str(rule.get("byday") or "").split(",") if part.strip()]
     matched = [_BYDAY.match(part) for part in parts]
     opens, closes = m.clock(rule.get("opens_at")), m.clock(rule.get("closes_at"))
@@ -312,36 +437,25 @@ def _schedule_entry(
         problems.append(f"its {described} has no opening and closing times")
         return None
     starts = m.as_date(rule.get("dtstart")) or m.as_date(rule.get("valid_from")) or harvested_at.date()
+    too_far = start_problem(starts, harvested_at.date())
+    if too_far:
+        problems.append(f"its {described} {too_far}")
+        return None
     entry.update({"startTime": opens, "endTime": closes, "startDate": starts.isoformat()})
+    count = rule.get("count")
     ends = (
-        m.as_date(rule.get("until")) or m.as_date(rule.get("valid_to")) or _last_by_count(entry, rule, starts)
+        m.as_date(rule.get("until"))
+        or m.as_date(rule.get("valid_to"))
+        or (
+            nth_session_date(entry, count) if isinstance(count, int) and not isinstance(count, bool) else None
+        )
     )
-    if ends is not None:
+    if ends is not None and not runs_on(ends, starts):
         entry["endDate"] = max(ends, starts).isoformat()
     # HSDS gives ``timezone`` as a bare UTC offset, which cannot follow British Summer Time
     # (and is often wrong, like 3 in the standard's own example): UK directories mean UK time.
     entry["timezone"] = "Europe/London"
     return entry
-
-
-def _last_by_count(entry: Mapping[str, Any], rule: Mapping[str, Any], starts: date) -> date | None:
-    count = rule.get("count")
-    if not isinstance(count, int) or count < 1:
-        return None
-    week = entry.get("byMonthWeek")
-    days = [weekday(_WEEKDAYS.index(day), week) if week else _WEEKDAYS.index(day) for day in entry["byDay"]]
-    frequency: Literal[1, 2] = MONTHLY if entry["repeatFrequency"] == "P1M" else WEEKLY
-    interval = 2 if entry["repeatFrequency"] == "P2W" else 1
-    dates = list(
-        rrule(
-            frequency,
-            interval=interval,
-            byweekday=days,  # type: ignore[arg-type]  # dateutil takes ints and weekdays mixed; its stubs do not
-            count=count,
-            dtstart=datetime.combine(starts, datetime.min.time()),
-        )
-    )
-    return dates[-1].date() if dates else None
 
 
 def _price(service: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
@@ -384,7 +498,7 @@ def _booking(service: Mapping[str, Any]) -> dict[str, str]:
     else:
         method = "contact-first"
     booking = {"method": method}
-    link = m.http_url(service.get("url"))
+    link = http_url(service.get("url"))
     if link:
         booking["url"] = link
     return booking

@@ -6,6 +6,9 @@ and the activity JSON itself as the entry's ``application/json`` content, which 
 and other conforming readers decode it. Deleted activities are RFC 6721
 ``at:deleted-entry`` tombstones. feedgen knows neither, so two small feedgen
 extensions add them.
+
+Whatever text the activities hold, the document is well-formed: everything rendered goes
+through :func:`federation.feeds.common.renderable` first.
 """
 
 from __future__ import annotations
@@ -21,8 +24,7 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
-from federation.feeds.common import FeedInfo, summary_text
-from schema import vocab
+from federation.feeds.common import FeedInfo, category_labels, renderable, renderable_info, summary_text
 
 ATOM_MEDIA_TYPE = "application/atom+xml"
 TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
@@ -79,6 +81,7 @@ def render_atom(
     tombstones: Iterable[Tombstone] = (),
 ) -> bytes:
     """The Atom document for ``activities`` (valid activity dicts) and ``tombstones``."""
+    info = renderable_info(info)
     feed = FeedGenerator()
     feed.register_extension("tombstones", _TombstonesExtension, atom=True, rss=False)
     feed.id(info.self_url)
@@ -95,8 +98,8 @@ def render_atom(
 
     latest: list[datetime] = []
     for activity in activities:
-        latest.append(_add_entry(feed, activity))
-    feed.tombstones.tombstones = list(tombstones)
+        latest.append(_add_entry(feed, renderable(activity)))
+    feed.tombstones.tombstones = [Tombstone(renderable(gone.id), gone.when) for gone in tombstones]
     latest.extend(tombstone.when for tombstone in feed.tombstones.tombstones)
     feed.updated(max(latest, default=NEVER_CHANGED))
     body: bytes = feed.atom_str(pretty=False)
@@ -119,7 +122,7 @@ def _add_entry(feed: FeedGenerator, activity: Mapping[str, Any]) -> datetime:
         if organizer.get("url"):
             author["uri"] = organizer["url"]
         entry.author(author)
-    for category in activity.get("categories") or ():
-        entry.category(term=category, label=vocab.label("categories", category))
+    for category, label in category_labels(activity):
+        entry.category(term=category, label=label)
     entry.json.document = activity
     return updated

@@ -6,20 +6,26 @@ dates as EXDATEs, all from ``schema.schedule`` so the calendar repeats exactly a
 ``next_occurrences`` says. A one-off Event is a single VEVENT. UIDs derive from the
 activity ``id``, so a calendar app updates events in place instead of duplicating them.
 Paused and cancelled activities are left out: they have no sessions to attend.
+
+The events are written as content lines directly rather than built as ``icalendar``
+components: an aggregator's calendar can hold tens of thousands of events, and building,
+encoding and folding each property through the library's generic machinery cost about
+half a millisecond an event (a 10,000-event calendar took several seconds to serve).
+Writing a VEVENT needs only RFC 5545's text escaping and line folding, both below. Each
+time zone's VTIMEZONE is still made by ``icalendar``, once per process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event, Timezone, vRecur
+from icalendar import Timezone
 
-from federation.feeds.common import FeedInfo, summary_text
-from schema import vocab
+from federation.feeds.common import FeedInfo, category_labels, renderable, renderable_info, summary_text
 from schema.schedule import DEFAULT_TIMEZONE, INACTIVE_STATUSES, except_starts, series_start, to_rrule
 
 ICAL_MEDIA_TYPE = "text/calendar"
@@ -47,29 +53,29 @@ END:STANDARD
 END:VTIMEZONE
 """
 
+LINE_OCTETS = 75  # RFC 5545 3.1: content lines are folded to at most 75 octets
+_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", ";": "\\;", ",": "\\,", "\n": "\\n"})
+
 
 def render_ical(info: FeedInfo, activities: Iterable[Mapping[str, Any]]) -> bytes:
     """The iCalendar document for ``activities`` (valid activity dicts)."""
-    calendar = Calendar()
-    calendar.add("prodid", PRODUCT_ID)
-    calendar.add("version", "2.0")
-    calendar.add("calscale", "GREGORIAN")
-    calendar.add("x-wr-calname", info.title)
-    if info.subtitle:
-        calendar.add("x-wr-caldesc", info.subtitle)
-    events = [
-        event
-        for activity in activities
-        if activity.get("status") not in INACTIVE_STATUSES
-        for event in _events(activity)
+    info = renderable_info(info)
+    head = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        f"PRODID:{PRODUCT_ID}",
+        "CALSCALE:GREGORIAN",
+        _line("X-WR-CALNAME", _text(info.title)),
     ]
-    zones = sorted({event["dtstart"].params["TZID"] for event in events})
-    for tzid in zones:
-        calendar.add_component(vtimezone(tzid))
-    for event in events:
-        calendar.add_component(event)
-    body: bytes = calendar.to_ical()
-    return body
+    if info.subtitle:
+        head.append(_line("X-WR-CALDESC", _text(info.subtitle)))
+    zones: set[str] = set()
+    events: list[str] = []
+    for activity in activities:
+        if activity.get("status") not in INACTIVE_STATUSES:
+            _write_events(renderable(activity), events, zones)
+    parts = ["\r\n".join(head), *(vtimezone_text(tzid) for tzid in sorted(zones)), *events, "END:VCALENDAR"]
+    return ("\r\n".join(parts) + "\r\n").encode("utf-8")
 
 
 @cache
@@ -80,47 +86,100 @@ def vtimezone(tzid: str) -> Timezone:
     return Timezone.from_tzid(tzid)
 
 
-def _events(activity: Mapping[str, Any]) -> Iterator[Event]:
+@cache
+def vtimezone_text(tzid: str) -> str:
+    """The VTIMEZONE for ``tzid`` as content lines (CRLF-separated, no final line break)."""
+    text: str = vtimezone(tzid).to_ical().decode("utf-8")
+    return text.rstrip("\r\n")
+
+
+def _write_events(activity: Mapping[str, Any], out: list[str], zones: set[str]) -> None:
+    """Append the activity's VEVENTs to ``out`` and the time zones they use to ``zones``."""
+    common = _common_properties(activity)
     if activity["type"] == "Event":
         london = ZoneInfo(DEFAULT_TIMEZONE)
-        event = _event(activity, activity["id"])
-        event.add("dtstart", datetime.fromisoformat(activity["startDate"]).astimezone(london))
-        event.add("dtend", datetime.fromisoformat(activity["endDate"]).astimezone(london))
-        yield event
+        start = datetime.fromisoformat(activity["startDate"]).astimezone(london)
+        end = datetime.fromisoformat(activity["endDate"]).astimezone(london)
+        times = [_local("DTSTART", start, zones), _local("DTEND", end, zones)]
+        out.append(_vevent(activity["id"], times, common))
         return
     for number, entry in enumerate(activity.get("schedule") or (), start=1):
         first = series_start(entry)
-        event = _event(activity, f"{activity['id']}#schedule-{number}")
-        event.add("dtstart", first.start)
-        event.add("dtend", first.end)
-        event.add("rrule", vRecur.from_ical(to_rrule(entry)))
+        times = [
+            _local("DTSTART", first.start, zones),
+            _local("DTEND", first.end, zones),
+            f"RRULE:{to_rrule(entry)}",
+        ]
         skipped = except_starts(entry)
         if skipped:
-            event.add("exdate", skipped)
-        yield event
+            times.append(_local("EXDATE", skipped, zones))
+        out.append(_vevent(f"{activity['id']}#schedule-{number}", times, common))
 
 
-def _event(activity: Mapping[str, Any], uid: str) -> Event:
-    """A VEVENT with everything but its times."""
-    modified = datetime.fromisoformat(activity["dateModified"]).astimezone(UTC)
-    event = Event()
-    event.add("uid", uid)
-    event.add("dtstamp", modified)
-    event.add("last-modified", modified)
-    event.add("summary", activity["name"])
-    event.add("description", summary_text(activity))
-    event.add("url", activity["id"])
+def _vevent(uid: str, times: list[str], common: list[str]) -> str:
+    return "\r\n".join(["BEGIN:VEVENT", _line("UID", _text(uid)), *times, *common, "END:VEVENT"])
+
+
+def _common_properties(activity: Mapping[str, Any]) -> list[str]:
+    """The content lines every VEVENT of the activity shares: all but its UID and times."""
+    modified = _utc(datetime.fromisoformat(activity["dateModified"]))
+    lines = [
+        f"DTSTAMP:{modified}",
+        f"LAST-MODIFIED:{modified}",
+        _line("SUMMARY", _text(activity["name"])),
+        _line("DESCRIPTION", _text(summary_text(activity))),
+        _line("URL", activity["id"]),
+    ]
     location = _location_text(activity)
     if location:
-        event.add("location", location)
+        lines.append(_line("LOCATION", _text(location)))
     geo = (activity.get("location") or {}).get("geo")
     if geo:
-        event.add("geo", (geo["latitude"], geo["longitude"]))
-    categories = [vocab.label("categories", category) for category in activity.get("categories") or ()]
+        lines.append(f"GEO:{float(geo['latitude'])};{float(geo['longitude'])}")
+    categories = [label for _, label in category_labels(activity)]
     if categories:
-        event.add("categories", categories)
-    event.add("status", "CONFIRMED")
-    return event
+        lines.append(_line("CATEGORIES", ",".join(_text(label) for label in categories)))
+    lines.append("STATUS:CONFIRMED")
+    return lines
+
+
+def _text(value: str) -> str:
+    """A TEXT value (RFC 5545 3.3.11): backslash, semicolon, comma and line breaks escaped."""
+    return value.replace("\r\n", "\n").replace("\r", "\n").translate(_TEXT_ESCAPES)
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _local(name: str, moments: datetime | list[datetime], zones: set[str]) -> str:
+    """A DATE-TIME property in its zone's wall-clock time with a TZID, or in UTC if the zone has no name."""
+    values = moments if isinstance(moments, list) else [moments]
+    tzid = getattr(values[0].tzinfo, "key", None)
+    if tzid is None:
+        return _line(name, ",".join(_utc(moment) for moment in values))
+    zones.add(tzid)
+    return _line(f"{name};TZID={tzid}", ",".join(f"{moment:%Y%m%dT%H%M%S}" for moment in values))
+
+
+def _line(name: str, value: str) -> str:
+    """One content line, folded (CRLF and a space) so no physical line exceeds 75 octets."""
+    line = f"{name}:{value}"
+    if len(line) <= LINE_OCTETS // 4:  # even at 4 octets a character it fits
+        return line
+    octets = line.encode("utf-8")
+    if len(octets) <= LINE_OCTETS:
+        return line
+    pieces: list[bytes] = []
+    start, limit = 0, LINE_OCTETS
+    while len(octets) - start > limit:
+        end = start + limit
+        while octets[end] & 0xC0 == 0x80:  # never cut inside a character's UTF-8 bytes
+            end -= 1
+        pieces.append(octets[start:end])
+        start, limit = end, LINE_OCTETS - 1  # a continuation line starts with a space
+    pieces.append(octets[start:])
+    return b"\r\n ".join(pieces).decode("utf-8")
 
 
 def _location_text(activity: Mapping[str, Any]) -> str:

@@ -56,7 +56,7 @@ from sqlalchemy import (
 
 from ..clock import utcnow
 from ..db import UTCDateTime, inserted_id
-from ..fetch import FetchError, GuardedClient
+from ..fetch import BlockedAddress, FetchError, GuardedClient
 from .signing import sign
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,11 @@ log = logging.getLogger(__name__)
 DAY = 86_400
 MAX_SECRET_BYTES = 200  # hub.secret "MUST be less than 200 bytes"
 MAX_URL_LENGTH = 1000  # topic + callback must fit one PostgreSQL index entry
-CLAIM_SECONDS = 120  # longer than one guarded request may take (its total timeout)
+# A subscriber answers a verification or a delivery at once (it may apply the change first);
+# one that takes longer is tried again later. The claim on a row outlasts one such request,
+# and is short, so the rows a killed hub worker held are sent again soon after it restarts.
+CALLBACK_DEADLINE = 8.0
+CLAIM_SECONDS = CALLBACK_DEADLINE + 2
 HUB_PATH = "/websub"  # where an app mounts the blueprint; its feeds name it in rel="hub" links
 
 
@@ -251,6 +255,7 @@ class Hub:
         with self._client_lock:
             if self._client is None:
                 self._client = self._client_factory()
+                self._client.total_timeout = min(self._client.total_timeout, CALLBACK_DEADLINE)
             return self._client
 
     def close(self) -> None:
@@ -376,6 +381,10 @@ class Hub:
         try:
             # A redirect counts as a failure (§5.3.1), so it is not followed.
             answer = self.client.get(url, follow_redirects=False)
+        except BlockedAddress as refused:
+            # The guard will refuse this callback every time: retrying only delays the answer.
+            self._intent_failed(intent, str(refused))
+            return
         except FetchError as error:
             self._intent_unreachable(intent, str(error))
             return
@@ -506,6 +515,10 @@ class Hub:
         try:
             # Subscribers must not move by redirect (§7): a 3xx is a failure like any other.
             answer = self.client.post(delivery["callback"], delivery["body"], headers, follow_redirects=False)
+        except BlockedAddress as refused:
+            # The guard will refuse this callback every time: retrying would never succeed.
+            self._delivery_failed(delivery, None, str(refused), final=True)
+            return
         except FetchError as error:
             self._delivery_failed(delivery, None, str(error))
             return
@@ -538,12 +551,14 @@ class Hub:
                     )
                 )
 
-    def _delivery_failed(self, delivery: Any, status: int | None, reason: str) -> None:
-        """Retry later with backoff; the subscription stays, as §7 requires."""
+    def _delivery_failed(
+        self, delivery: Any, status: int | None, reason: str, *, final: bool = False
+    ) -> None:
+        """Retry later with backoff, unless ``final`` or out of attempts; the subscription stays (§7)."""
         d, s = self.deliveries, self.subscriptions
         attempts = delivery["attempts"] + 1
         now = self.now()
-        gave_up = attempts >= self.retry.max_attempts
+        gave_up = final or attempts >= self.retry.max_attempts
         with self._engine().begin() as conn:
             conn.execute(
                 update(d).where(d.c.id == delivery["id"]).values(

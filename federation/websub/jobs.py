@@ -9,7 +9,9 @@ function should return the same hub on every call with the same settings::
 
 When it runs under rq, :func:`run_due` schedules itself again for the next retry that falls
 due (``enqueue_at``: run the worker with ``--with-scheduler``), so a failed delivery is
-retried without waiting for the next change.
+retried without waiting for the next change. A callback the guarded client refuses (its
+address or scheme) is not retried: the guard would refuse it again, so the hub fails that
+verification or delivery at once and records the guard's reason.
 """
 
 from __future__ import annotations

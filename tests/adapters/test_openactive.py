@@ -12,6 +12,7 @@ from aggregator.adapters import detect, openactive
 from aggregator.adapters.base import SourceBusy, SourceGone
 from aggregator.adapters.mapping import VERIFIED_BY
 from schema import validate_activity
+from tests.factories import openactive_series
 
 JSON = "application/json"
 BEFORE_FIRST_SESSION = datetime(2018, 10, 1, tzinfo=UTC)
@@ -151,42 +152,7 @@ def test_standalone_json_ld_event_is_a_snapshot(site, fetch_for, samples):
 
 
 def _series(identifier, **extra):
-    return {
-        "@context": "https://openactive.io/",
-        "@type": "SessionSeries",
-        "@id": f"https://leisure.example/series/{identifier}",
-        "name": "Walking Football",
-        "organizer": {"@type": "Organization", "name": "Mitcham Leisure"},
-        "activity": [
-            {
-                "@type": "Concept",
-                "@id": "https://openactive.io/activity-list#x",
-                "prefLabel": "Walking Football",
-            }
-        ],
-        "location": {
-            "@type": "Place",
-            "name": "Canons Leisure Centre",
-            "address": {
-                "streetAddress": "Madeira Road",
-                "addressLocality": "Mitcham",
-                "postalCode": "cr4 4hd",
-            },
-        },
-        "eventSchedule": [
-            {
-                "@type": "PartialSchedule",
-                "repeatFrequency": "P1W",
-                "byDay": ["https://schema.org/Wednesday"],
-                "startTime": "11:00",
-                "duration": "PT1H",
-                "startDate": "2026-11-04",
-                "scheduleTimezone": "Europe/London",
-            }
-        ],
-        "offers": [{"@type": "Offer", "price": 2.5, "priceCurrency": "GBP"}],
-        **extra,
-    }
+    return openactive_series("https://leisure.example", identifier, **extra)
 
 
 def _session(identifier, start, remaining, status="https://schema.org/EventScheduled"):
@@ -253,10 +219,10 @@ def test_rpde_paging_deletions_and_sessions_joined_to_their_series(site, fetch_f
     series_id = first + "#wf"
     assert [change.id for change in pages[0].changes] == [series_id]
     assert "FacilityUse" in pages[0].unmapped[0].reason
-    # Each joined session re-sends its series with what the sessions add.
-    latest = pages[1].changes[-2].data
-    assert [change.id for change in pages[1].changes] == [series_id, series_id, first + "#old"]
-    assert pages[1].changes[-1].data is None  # the deletion
+    # The page's sessions re-send their series once, at the end of the page, with all they add.
+    latest = pages[1].changes[-1].data
+    assert [change.id for change in pages[1].changes] == [first + "#old", series_id]
+    assert pages[1].changes[0].data is None  # the deletion
     assert latest["capacity"]["status"] == "full"  # the next session, 25 November, has no places
     assert latest["schedule"][0]["exceptDates"] == ["2026-11-18"]  # the cancelled session
     assert latest["schedule"][0]["endTime"] == "12:00"  # from the duration
@@ -356,4 +322,6 @@ def test_a_session_of_a_series_that_cannot_be_mapped_is_reported_not_changed(sit
     pages = list(openactive.pages(fetch_for(url), url, None, now=datetime(2026, 11, 20, tzinfo=UTC)))
 
     assert pages[0].changes == []
-    assert [type(u).__name__ for u in pages[0].unmapped] == ["Unmapped", "Unmapped"]
+    # The series is mapped once, with its session joined, at the end of the page.
+    (unmapped,) = pages[0].unmapped
+    assert unmapped.ref == "SessionSeries wf" and "it has no location" in unmapped.reason

@@ -16,7 +16,7 @@ from flask import Flask, Response, redirect, request
 from sqlalchemy import MetaData
 
 from federation.db import make_engine
-from federation.fetch import GuardedClient
+from federation.fetch import AddressPolicy, GuardedClient
 from federation.websub import Hub, check_verification
 from federation.websub.subscriber import CHALLENGE_HEADERS
 
@@ -38,8 +38,14 @@ class Clock:
         self.now += timedelta(**delta)
 
 
-def make_hub(database_url: str, clock: Clock, **options: Any) -> tuple[Hub, Any]:
-    """A hub on ``database_url`` with its tables created; returns (hub, engine)."""
+def make_hub(
+    database_url: str, clock: Clock, policy: AddressPolicy | None = None, **options: Any
+) -> tuple[Hub, Any]:
+    """A hub on ``database_url`` with its tables created; returns (hub, engine).
+
+    Its client allows private addresses unless ``policy`` says otherwise.
+    """
+    policy = policy or AddressPolicy(allow_private=True)
     engine = make_engine(database_url)
     metadata = MetaData()
     hub = Hub(
@@ -47,7 +53,7 @@ def make_hub(database_url: str, clock: Clock, **options: Any) -> tuple[Hub, Any]
         engine=lambda: engine,
         topics=lambda: {TOPIC, OTHER_TOPIC},
         hub_url=HUB_URL,
-        client=lambda: GuardedClient(allow_private=True, total_timeout=5.0),
+        client=lambda: GuardedClient(policy=policy, total_timeout=5.0),
         now=clock,
         **options,
     )
