@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import logging
 import random
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
+from urllib.parse import urljoin
 
+import orjson
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from aggregator import geocode, merge, search_index
+from aggregator import budget, geocode, merge, search_index
 from aggregator.adapters import PROVENANCE_KEY, get_adapter
-from aggregator.adapters.base import Page, SourceBusy, SourceGone
+from aggregator.adapters.base import Change, Page, SourceBusy, SourceGone
+from aggregator.authority import SourceAuthority, future_claim, origin_of
+from aggregator.lease import LeaseLost, SourceLease, held
 from aggregator.read_ahead import ReadAhead
-from aggregator.store import chunks, copies, counter, init_store, quarantine, sources
+from aggregator.store import chunks, copies, counter, init_store, quarantine, sources, tombstones
 from federation.clock import utcnow
 from federation.db import make_engine, next_change_numbers
 from federation.fetch import AddressPolicy, Fetched, FetchError, GuardedClient
@@ -46,6 +48,8 @@ class SourceRow(Protocol):
     @property
     def id(self) -> int: ...
     @property
+    def url(self) -> str: ...
+    @property
     def feed_url(self) -> str: ...
     @property
     def kind(self) -> str: ...
@@ -59,6 +63,13 @@ class SourceRow(Protocol):
     def last_modified(self) -> str | None: ...
     @property
     def failures(self) -> int: ...
+    @property
+    def is_aggregator(self) -> bool: ...
+
+
+def authority_of(source: SourceRow) -> SourceAuthority:
+    """What ``source`` may speak for: its own site's ids, and relays if it is an aggregator."""
+    return SourceAuthority.of((source.feed_url, source.url), relays=bool(source.is_aggregator))
 
 
 def engine_for(database_url: str) -> Engine:
@@ -101,32 +112,71 @@ class HarvestResult:
     updated: int = 0
     deleted: int = 0
     quarantined: int = 0
+    stale: int = 0  # changes older than what was held for their item, skipped
     message: str = ""
 
 
+class LeftOrigin(FetchError):
+    """A later page of a feed (a ``next`` link, or its redirect) is on another site than the source's."""
+
+
+def left_home(url: str, asked: str | None = None) -> LeftOrigin:
+    """Why the harvest stops: the feed leads to ``url``, off its site (from ``asked``, by a redirect)."""
+    where = f"redirects {asked} to" if asked and asked != url else "links to"
+    return LeftOrigin(
+        asked or url,
+        f"the feed {where} {url}, which is not on the feed's own site",
+        "The harvest stopped there and kept what it had read. Ask the publisher to keep every page "
+        "of the feed on its own site, or add the other site as a source of its own.",
+    )
+
+
 class SourceFetch:
-    """The ``fetch(url)`` adapters call: guarded, conditional, and HTTP statuses given meaning.
+    """The ``fetch(url)`` adapters call: guarded, conditional, kept home, within the harvest's budget.
 
     Conditional headers go only with the URL the stored validators belong to (the cursor,
     or the feed itself for formats without one), so a 304 means exactly "nothing new".
+
+    A feed stays where it is: every URL asked for, and where any page but the feed's own
+    address redirects to, must be on the source's site. Otherwise a ``next`` link could
+    move the harvest to another server whose items would be stored as this source's.
+    Each request is charged to the budget in force (:mod:`aggregator.budget`) and given
+    no more time than the budget has left.
     """
 
-    def __init__(self, client: GuardedClient, resume_url: str, etag: str | None, last_modified: str | None):
+    def __init__(
+        self,
+        client: GuardedClient,
+        resume_url: str,
+        etag: str | None,
+        last_modified: str | None,
+        *,
+        home: SourceAuthority | None = None,
+        feed_url: str | None = None,
+    ):
         self.client = client
         self.resume_url = resume_url
         self.etag = etag
         self.last_modified = last_modified
+        self.home = home
+        self.feed_url = feed_url
+        self.timeout = client.total_timeout
         self.last_url: str | None = None
         self.last_response: Fetched | None = None
 
     def __call__(self, url: str) -> Fetched | None:
+        self._keep_home(url, url)
+        budget.spend(pages=1)
         headers = {"Accept": "application/json, application/ld+json;q=0.9, */*;q=0.5"}
         if url == self.resume_url:
             if self.etag:
                 headers["If-None-Match"] = self.etag
             if self.last_modified:
                 headers["If-Modified-Since"] = self.last_modified
-        response = self.client.get(url, headers=headers)
+        response = self.client.get(url, headers=headers, total_timeout=budget.remaining_seconds(self.timeout))
+        budget.spend(bytes=len(response.content))
+        if url != self.feed_url:
+            self._keep_home(url, response.url)
         self.last_url = url
         if response.status == 304:
             self.last_response = None
@@ -147,6 +197,11 @@ class SourceFetch:
                 "Try again later; if it lasts, ask the publisher whether the feed has moved.",
             )
         return response
+
+    def _keep_home(self, asked: str, url: str) -> None:
+        if self.home is None or self.home.speaks_for(url):
+            return
+        raise left_home(url, asked)
 
     def validators_for(self, url: str) -> tuple[str | None, str | None]:
         """The ETag and Last-Modified to keep for ``url``, if it is the one just fetched."""
@@ -182,92 +237,22 @@ def backoff_delay(failures: int, config: Mapping[str, Any]) -> float:
     return delay * random.uniform(0.5, 1.0)
 
 
-# -- one harvest at a time per source ---------------------------------------------------------
-
-
-class _Lease:
-    """Holds a source for one harvest: a Redis lock when Redis is configured, else a DB-row lease.
-
-    Both expire on their own (``HARVEST_LEASE``), so a worker killed mid-harvest cannot
-    hold its source for ever; both are renewed after every page.
-    """
-
-    def __init__(self, engine: Engine, source_id: int, config: Mapping[str, Any]):
-        self.engine = engine
-        self.source_id = source_id
-        self.seconds = int(config.get("HARVEST_LEASE", 900))
-        self.owner = uuid.uuid4().hex
-        self._lock = None
-        if config.get("REDIS_URL"):
-            import redis
-
-            connection = redis.Redis.from_url(config["REDIS_URL"])
-            name = f"{config.get('RQ_QUEUE', 'localfeed')}:harvest-lock:{source_id}"
-            self._lock = connection.lock(name, timeout=self.seconds, blocking=False)
-
-    def acquire(self) -> bool:
-        if self._lock is not None:
-            return bool(self._lock.acquire(blocking=False))
-        now = utcnow()
-        with self.engine.begin() as conn:
-            taken = conn.execute(
-                update(sources)
-                .where(sources.c.id == self.source_id)
-                .where((sources.c.lease_until.is_(None)) | (sources.c.lease_until < now))
-                .values(lease_owner=self.owner, lease_until=now + timedelta(seconds=self.seconds))
-            )
-            return taken.rowcount == 1
-
-    def renew(self, conn: Connection) -> None:
-        """Extend the lease; inside the page's transaction for the DB lease."""
-        if self._lock is not None:
-            self._lock.reacquire()
-            return
-        conn.execute(
-            update(sources)
-            .where(sources.c.id == self.source_id, sources.c.lease_owner == self.owner)
-            .values(lease_until=utcnow() + timedelta(seconds=self.seconds))
-        )
-
-    def release(self) -> None:
-        if self._lock is not None:
-            from redis.exceptions import LockError
-
-            with suppress(LockError):  # expired meanwhile: nothing to give back
-                self._lock.release()
-            return
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(sources)
-                .where(sources.c.id == self.source_id, sources.c.lease_owner == self.owner)
-                .values(lease_owner=None, lease_until=None)
-            )
-
-
-@contextmanager
-def _held(lease: _Lease) -> Iterator[bool]:
-    got = lease.acquire()
-    try:
-        yield got
-    finally:
-        if got:
-            lease.release()
-
-
 # -- the job ------------------------------------------------------------------------------------
 
 
 def harvest_source(source_id: int, app_config: Mapping[str, Any]) -> HarvestResult:
     """Harvest one approved source; safe to run as an rq job or in-process."""
     engine = engine_for(app_config["DATABASE_URL"])
-    lease = _Lease(engine, source_id, app_config)
-    with _held(lease) as got:
+    lease = SourceLease(engine, source_id, app_config)
+    with held(lease) as got:
         if not got:
             return HarvestResult(source_id, "locked", message="Another harvest of this source is running.")
         return _harvest_held(engine, lease, source_id, app_config)
 
 
-def _harvest_held(engine: Engine, lease: _Lease, source_id: int, config: Mapping[str, Any]) -> HarvestResult:
+def _harvest_held(
+    engine: Engine, lease: SourceLease, source_id: int, config: Mapping[str, Any]
+) -> HarvestResult:
     with engine.connect() as conn:
         source = conn.execute(select(sources).where(sources.c.id == source_id)).first()
     if source is None or source.state != "approved":
@@ -278,25 +263,47 @@ def _harvest_held(engine: Engine, lease: _Lease, source_id: int, config: Mapping
     own_url = (config.get("PUBLIC_URL") or "").rstrip("/")
     page_limit = int(config.get("HARVEST_PAGE_LIMIT", 200))
     resume_url = source.cursor or source.feed_url
+    stored_cursor = source.cursor
+    authority = authority_of(source)
     try:
         adapter = get_adapter(source.kind)
-        with guarded_client(config) as client:
-            fetch = SourceFetch(client, resume_url, source.etag, source.last_modified)
+        with guarded_client(config) as client, budget.in_force(budget.Budget.from_config(config)):
+            fetch = SourceFetch(
+                client,
+                resume_url,
+                source.etag,
+                source.last_modified,
+                home=authority,
+                feed_url=source.feed_url,
+            )
             pages = adapter.pages(fetch, source.feed_url, source.cursor)
             # The validators are read as each page arrives, before the next fetch replaces them.
             with ReadAhead(pages, lambda page: fetch.validators_for(page.cursor or source.feed_url)) as ahead:
-                for page, validators in ahead:
+                while (read := _read_page(ahead)) is not None:
+                    page, validators = read
                     if result.pages >= page_limit:
                         # Give other sources a turn; this page is read again from the cursor next time.
                         result.status = "more"
                         break
+                    if lease.lost:
+                        raise LeaseLost(source_id)
                     ahead.fetch_next()  # the next page travels while this one is written
+                    if _relays(page) and not authority.relays:
+                        authority = _discover_aggregator(engine, client, source, authority)
+                    away = _off_site(page, authority)
+                    if away:  # apply what the page holds, but keep the cursor home
+                        page.cursor, validators = stored_cursor, (None, None)
                     with engine.begin() as conn:
-                        apply_page(conn, source, page, validators, own_url, result)
+                        apply_page(conn, source, page, validators, own_url, result, authority=authority)
                         lease.renew(conn)
                     result.pages += 1
+                    stored_cursor = page.cursor
+                    if away:
+                        raise left_home(away)
             if result.pages == 0 and fetch.last_url == resume_url and fetch.last_response is None:
                 result.status = "not-modified"
+    except budget.BudgetSpent as exc:
+        _record_limited(engine, source, config, result, exc.reason)
     except SourceGone as exc:
         _record_failure(engine, source, config, result, "gone", _problem(source, str(exc), _GONE_FIX))
     except SourceBusy as exc:
@@ -320,7 +327,23 @@ def _harvest_held(engine: Engine, lease: _Lease, source_id: int, config: Mapping
             "error",
             _problem(source, f"a page of the feed is not a valid feed page ({exc})", _BAD_PAGE_FIX),
         )
-    except Exception as exc:  # an adapter's bug must not stop the other sources
+    except UnreadableFeed as exc:
+        cause = exc.__cause__
+        log.warning("source %s sent a feed its adapter could not read", source_id, exc_info=cause)
+        _record_failure(
+            engine,
+            source,
+            config,
+            result,
+            "error",
+            _problem(source, f"the feed could not be read ({_described(cause)})", _BAD_FEED_FIX),
+        )
+    except LeaseLost as exc:
+        # Another harvest holds the source now and goes on from the stored cursor: nothing to record.
+        result.status = "locked"
+        result.message = str(exc)
+        return result
+    except Exception as exc:  # our own bug: it must not stop the other sources
         log.exception("harvest of source %s failed", source_id)
         _record_failure(
             engine,
@@ -328,13 +351,84 @@ def _harvest_held(engine: Engine, lease: _Lease, source_id: int, config: Mapping
             config,
             result,
             "error",
-            _problem(source, f"the harvest failed unexpectedly ({type(exc).__name__}: {exc})", _BUG_FIX),
+            _problem(source, f"the harvest failed unexpectedly ({_described(exc)})", _BUG_FIX),
         )
     else:
         _record_success(engine, source, config, result)
-        if result.pages:
-            place_waiting_rows(engine, config)
+    if result.pages:
+        place_waiting_rows(engine, config)
     return result
+
+
+class UnreadableFeed(Exception):
+    """An adapter failed on what the source sent (its ``__cause__``): the source's problem, not ours."""
+
+
+# What a feed's content can make an adapter raise: the source's problem. Anything else
+# (an assertion, a name error, a database error) is ours.
+_CONTENT_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+    OverflowError,
+    UnicodeError,
+    SyntaxError,  # lxml's XMLSyntaxError is one
+)
+
+
+def _read_page(ahead: ReadAhead[Page]) -> tuple[Page, Any] | None:
+    """The next page from the adapter, None at the end; its failures on the content become UnreadableFeed."""
+    try:
+        return next(ahead)
+    except StopIteration:
+        return None
+    except PageError:  # the feed's own kind of unreadable, with its own message
+        raise
+    except _CONTENT_ERRORS as exc:
+        raise UnreadableFeed() from exc
+
+
+def _described(exc: BaseException | None) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+def _off_site(page: Page, authority: SourceAuthority) -> str | None:
+    """The page's cursor when it is a web address on another site (a ``next`` link leading away)."""
+    cursor = page.cursor
+    if cursor and origin_of(cursor) is not None and not authority.speaks_for(cursor):
+        return cursor
+    return None
+
+
+def _relays(page: Page) -> bool:
+    """Whether the page carries items relayed from elsewhere (with an aggregator's provenance)."""
+    return any(change.data is not None and PROVENANCE_KEY in change.data for change in page.changes)
+
+
+def _discover_aggregator(
+    engine: Engine, client: GuardedClient, source: SourceRow, authority: SourceAuthority
+) -> SourceAuthority:
+    """Whether a source relaying items is an aggregator: it says so at ``/sources.json`` on its site.
+
+    Asked once, when a source first relays; the answer is kept on the source (the operator can
+    also set it). A source that is not an aggregator keeps its relayed items refused.
+    """
+    listing = urljoin(source.feed_url, "/sources.json")
+    try:
+        budget.spend(pages=1)
+        answer = client.get(listing, headers={"Accept": "application/json"})
+        document = answer.json() if answer.status == 200 else None
+    except (FetchError, ValueError):
+        return authority
+    if not (isinstance(document, dict) and isinstance(document.get("sources"), list)):
+        return authority
+    with engine.begin() as conn:
+        conn.execute(update(sources).where(sources.c.id == source.id).values(is_aggregator=True))
+    return SourceAuthority(authority.origins, relays=True)
 
 
 _geocoders: dict[tuple[Any, ...], geocode.Geocoder] = {}
@@ -365,6 +459,10 @@ _GONE_FIX = (
 )
 _BAD_PAGE_FIX = "Ask the publisher to check their feed against the Localfeed feed-page schema."
 _BUG_FIX = "This is a fault in the aggregator, not the source: report it with this message."
+_BAD_FEED_FIX = (
+    "Ask the publisher to check the feed with a validator for its format; the harvest tries again later "
+    "and keeps everything read before."
+)
 
 
 def _problem(source: SourceRow, cause: str, fix: str) -> dict[str, str]:
@@ -389,6 +487,41 @@ def _record_success(
                 next_attempt_at=now + timedelta(seconds=wait),
             )
         )
+
+
+def _record_limited(
+    engine: Engine, source: SourceRow, config: Mapping[str, Any], result: HarvestResult, reason: str
+) -> None:
+    """The job used up its budget: what it applied stays, with its cursor, and the reason is shown.
+
+    With progress made, the next harvest comes soon and goes on from the cursor; without
+    any, the source is retried with the usual backoff, since the same wall will be hit again.
+    """
+    problem = _problem(
+        source,
+        f"{reason}, so it stopped after {result.pages} page(s) and kept them",
+        "Nothing to do if it happens once: the next harvest continues from there. If it repeats, "
+        "ask the publisher for smaller pages, or raise the HARVEST_* limits for this aggregator.",
+    )
+    if not result.pages:
+        _record_failure(engine, source, config, result, "limited", problem)
+        return
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            update(sources)
+            .where(sources.c.id == source.id)
+            .values(
+                last_harvest_at=now,
+                last_success_at=now,
+                last_status="limited",
+                last_error=problem,
+                failures=0,
+                next_attempt_at=now,
+            )
+        )
+    result.status = "limited"
+    result.message = f"{problem['thing']}: {problem['cause']}. {problem['fix']}"
 
 
 def _record_failure(
@@ -439,6 +572,7 @@ class _Copy(NamedTuple):
     data: dict[str, Any]
     upstream: list[dict[str, Any]]
     merged_id: int | None
+    modified: str | None
 
 
 _COPY = [copies.c[name] for name in _Copy._fields]
@@ -451,64 +585,87 @@ def apply_page(
     validators: tuple[str | None, str | None],
     own_url: str,
     result: HarvestResult,
+    *,
+    authority: SourceAuthority | None = None,
 ) -> None:
     """Apply one page and its cursor; the caller's transaction makes it all-or-nothing.
 
     ``validators`` (ETag, Last-Modified) are kept with the cursor, for the next harvest's
     conditional request: :meth:`SourceFetch.validators_for` the cursor, as the page came.
+    ``authority`` is what the source may speak for (:func:`authority_of` it by default).
+
+    Polled pages and pushed deliveries both come here, so one set of rules holds for both:
+    a change older than what is held for its item (by the source's change marker) is
+    skipped; an item of another origin, or with a date in the future, is refused.
 
     Statements are per page, not per item (bar refused items, which are rare), so a
     page of 500 costs about as much as a page of 5.
     """
+    authority = authority or authority_of(source)
     # Queue behind any other writer first (the counter row), so merges never interleave.
     next_change_numbers(conn, counter)
-    latest = {change.id: change for change in page.changes}  # the last word on each id counts
+    latest = _newest(page.changes)
     existing = _copies_of(conn, source.id, latest)
+    buried = _tombstones_of(conn, source.id, latest)
     now = utcnow()
     resolved: set[str] = set()  # refs whose earlier problems are gone
     refused: list[tuple[str, list[dict[str, str]], dict[str, Any] | None]] = []
     dropped: list[_Copy] = []
     new_rows: list[dict[str, Any]] = []
     changed_rows: list[dict[str, Any]] = []
+    marked: list[dict[str, Any]] = []  # unchanged copies whose change marker moved on
+    buried_now: dict[str, str] = {}  # deletions, by their change marker
     attached: list[_Copy] = []  # copy rows as they now stand, for the merge
     for change in latest.values():
         ref = change.ref or change.id
+        old = existing.get(change.id)
+        if not _newer(change.modified, old.modified if old is not None else buried.get(change.id)):
+            result.stale += 1  # a late, older change (a retried push): what is held is newer
+            continue
+        marker = None if change.modified is None else str(change.modified)
         data = dict(change.data) if change.data is not None else None
         upstream = (data.pop(PROVENANCE_KEY, None) or []) if data is not None else []
         if data is not None:
             normalise_activity_postcode(data)  # however the source spelt it, as every door does
-        old = existing.get(change.id)
         if data is None or _passes_through(upstream, own_url):
             # Deleted at the source, or our own item coming back round: drop this source's copy.
             resolved |= {ref, change.id}
             if old is not None:
                 dropped.append(old)
                 result.deleted += 1
+            if marker is not None:
+                buried_now[change.id] = marker
             continue
         if old is not None and old.data == data and old.upstream == upstream:
             # Unchanged: it passed validation when stored, so a re-harvest costs no checks or merge work.
             resolved |= {ref, change.id}
+            if marker is not None and marker != old.modified:
+                marked.append({"b_copy": old.id, "b_modified": marker})
             continue
-        if not is_valid_activity(data) or data.get("id") != change.id:
-            refused.append((ref, _problems(change.id, data), data))
+        problems = _refusals(change.id, data, upstream, authority, now)
+        if problems:
+            refused.append((ref, problems, data))
             if old is not None:
                 # The source no longer vouches for the old version: it stops being shown too.
                 dropped.append(old)
+                if marker is not None:
+                    buried_now[change.id] = marker
             result.quarantined += 1
             continue
         resolved |= {ref, change.id}
+        modified = marker if marker is not None else data.get("dateModified")
         values = {
             "data": data,
             "upstream": upstream,
             "last_verified": data.get("lastVerified"),
-            "modified": data.get("dateModified"),
+            "modified": modified,
             "harvested_at": now,
         }
         if old is None:
             new_rows.append({"source_id": source.id, "item_id": change.id, **values})
         else:
             changed_rows.append({"b_copy": old.id, **{f"b_{name}": value for name, value in values.items()}})
-            attached.append(old._replace(data=data, upstream=upstream))
+            attached.append(old._replace(data=data, upstream=upstream, modified=modified))
         result.updated += 1
     refused += [
         (u.ref, [{"path": "$", "code": "unmapped", "message": u.reason}], None) for u in page.unmapped
@@ -521,8 +678,15 @@ def apply_page(
         )
     for ref, problems, data in refused:
         _quarantine(conn, source.id, ref, problems, data, now)
+    revived = [row["item_id"] for row in new_rows if row["item_id"] in buried]
+    _bury(conn, source.id, buried_now, revived)
     for chunk in chunks(row.id for row in dropped):
         conn.execute(delete(copies).where(copies.c.id.in_(chunk)))
+    if marked:
+        conn.execute(
+            update(copies).where(copies.c.id == bindparam("b_copy")).values(modified=bindparam("b_modified")),
+            marked,
+        )
     if changed_rows:
         columns = ("data", "upstream", "last_verified", "modified", "harvested_at")
         conn.execute(
@@ -536,7 +700,15 @@ def apply_page(
         conn.execute(insert(copies), new_rows)
         new_ids = _copy_ids(conn, source.id, [row["item_id"] for row in new_rows])
         attached += [
-            _Copy(new_ids[row["item_id"]], source.id, row["item_id"], row["data"], row["upstream"], None)
+            _Copy(
+                new_ids[row["item_id"]],
+                source.id,
+                row["item_id"],
+                row["data"],
+                row["upstream"],
+                None,
+                row["modified"],
+            )
             for row in new_rows
         ]
     detached_from = [row.merged_id for row in dropped]
@@ -552,6 +724,96 @@ def apply_page(
     )
 
 
+def _marker(value: int | str) -> int | str:
+    text = str(value)
+    return int(text) if text.isdigit() else text
+
+
+def _newer(change: int | str | None, held: str | None) -> bool:
+    """Whether a change with marker ``change`` is newer than the held marker ``held``.
+
+    RPDE markers are integers (compared as numbers) or strings; without both, or with
+    markers of different kinds (a format change), the change is applied as before.
+    """
+    if change is None or held is None:
+        return True
+    new, old = _marker(change), _marker(held)
+    if type(new) is not type(old):
+        return True
+    return new > old  # type: ignore[operator]  # both int or both str, checked above
+
+
+def _newest(changes: Iterable[Change]) -> dict[str, Change]:
+    """One change per id: the one with the newest marker, or the last one listed."""
+    latest: dict[str, Change] = {}
+    for change in changes:
+        held = latest.get(change.id)
+        if held is None or held.modified is None or _newer(change.modified, str(held.modified)):
+            latest[change.id] = change
+    return latest
+
+
+def _refusals(
+    item_id: str,
+    data: dict[str, Any],
+    upstream: list[dict[str, Any]],
+    authority: SourceAuthority,
+    now: datetime,
+) -> list[dict[str, str]]:
+    """Why an item cannot be taken from this source: the contract, its origin, its dates; [] if it can."""
+    if _deeper_than(data, MAX_DEPTH):
+        message = f"the item is nested more than {MAX_DEPTH} levels deep; an activity needs only a few"
+        return [{"path": "$", "code": "too-deep", "message": message}]
+    size = len(orjson.dumps(data))
+    if size > MAX_ITEM_BYTES:
+        message = f"the item is {size:,} bytes long; an activity may be at most {MAX_ITEM_BYTES:,}"
+        return [{"path": "$", "code": "too-large", "message": message}]
+    problems = [] if is_valid_activity(data) and data.get("id") == item_id else _problems(item_id, data)
+    foreign = authority.refusal(item_id, upstream)
+    if foreign:
+        problems.append({"path": "$.id", "code": "foreign-origin", "message": f"{foreign}."})
+    future = future_claim(data, now)
+    if future:
+        problems.append({"path": "$", "code": "future-date", "message": f"{future}."})
+    return problems
+
+
+# An activity is a few levels deep and a few KB long; far more is an attack on the validator's time.
+MAX_DEPTH = 20
+MAX_ITEM_BYTES = 100_000
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests dicts and lists more than ``limit`` deep (without recursing itself)."""
+    level: list[Any] = [value]
+    for _ in range(limit + 1):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node if isinstance(node, list) else ())
+        ]
+        if not level:
+            return False
+    return True
+
+
+def _tombstones_of(conn: Connection, source_id: int, item_ids: Iterable[str]) -> dict[str, str]:
+    return _by_item(conn, tombstones.c.modified, source_id, item_ids)
+
+
+def _bury(conn: Connection, source_id: int, deleted: Mapping[str, str], revived: list[str]) -> None:
+    """Keep the marker of each deletion (replacing an older one); forget those of items back again."""
+    for chunk in chunks([*deleted, *revived]):
+        conn.execute(
+            delete(tombstones).where(tombstones.c.source_id == source_id, tombstones.c.item_id.in_(chunk))
+        )
+    if deleted:
+        conn.execute(
+            insert(tombstones),
+            [{"source_id": source_id, "item_id": item_id, "modified": m} for item_id, m in deleted.items()],
+        )
+
+
 def _copies_of(conn: Connection, source_id: int, item_ids: Iterable[str]) -> dict[str, _Copy]:
     found: dict[str, _Copy] = {}
     for chunk in chunks(item_ids):
@@ -563,15 +825,16 @@ def _copies_of(conn: Connection, source_id: int, item_ids: Iterable[str]) -> dic
 
 
 def _copy_ids(conn: Connection, source_id: int, item_ids: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
+    return _by_item(conn, copies.c.id, source_id, item_ids)
+
+
+def _by_item(conn: Connection, column: Any, source_id: int, item_ids: Iterable[str]) -> dict[str, Any]:
+    """``item_id -> column`` for the source's rows (of ``column``'s table) among ``item_ids``."""
+    table = column.table
+    found: dict[str, Any] = {}
     for chunk in chunks(item_ids):
-        found.update(
-            conn.execute(
-                select(copies.c.item_id, copies.c.id).where(
-                    copies.c.source_id == source_id, copies.c.item_id.in_(chunk)
-                )
-            ).all()
-        )
+        mine = (table.c.source_id == source_id) & table.c.item_id.in_(chunk)
+        found.update(conn.execute(select(table.c.item_id, column).where(mine)).all())
     return found
 
 
@@ -624,6 +887,13 @@ def _quarantine(
     data: dict[str, Any] | None,
     now: datetime,
 ) -> None:
+    """Keep a refused item with its reasons: a sample of it, never more than a few KB, whatever was sent."""
+    ref = _clipped(ref, QUARANTINE_TEXT)
+    problems = [
+        {key: _clipped(str(value), QUARANTINE_TEXT) for key, value in problem.items()}
+        for problem in problems[:QUARANTINE_PROBLEMS]
+    ]
+    data = _sample(data) if data is not None else None
     updated = conn.execute(
         update(quarantine)
         .where(quarantine.c.source_id == source_id, quarantine.c.item_ref == ref)
@@ -635,6 +905,38 @@ def _quarantine(
                 source_id=source_id, item_ref=ref, problems=problems, data=data, first_seen=now, last_seen=now
             )
         )
+
+
+# What quarantine keeps of a refused item: enough for a person to recognise it and see why.
+QUARANTINE_TEXT = 300  # characters of any one string
+QUARANTINE_PROBLEMS = 20
+QUARANTINE_BYTES = 4_000  # of the item's data, as JSON
+
+
+def _clipped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _sample(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` cut to at most QUARANTINE_BYTES: long strings clipped, then deep or long parts dropped."""
+
+    def cut(value: Any, depth: int) -> Any:
+        if isinstance(value, str):
+            return _clipped(value, QUARANTINE_TEXT)
+        if isinstance(value, dict):
+            if depth > 4:
+                return "…"
+            return {_clipped(str(k), 60): cut(v, depth + 1) for k, v in list(value.items())[:30]}
+        if isinstance(value, list):
+            return "…" if depth > 4 else [cut(v, depth + 1) for v in value[:10]]
+        return value
+
+    sample = cut(data, 0)
+    if len(orjson.dumps(sample)) <= QUARANTINE_BYTES:
+        return sample
+    # Still too big: keep what names the item, and say the rest was left out.
+    named = {key: sample[key] for key in ("id", "name", "type") if isinstance(sample.get(key), str)}
+    return {**named, "localfeed:omitted": f"the rest of the item was over {QUARANTINE_BYTES} bytes"}
 
 
 def due_sources(engine: Engine, now: datetime | None = None) -> list[int]:

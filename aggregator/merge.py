@@ -4,8 +4,8 @@ A group's own feed, its umbrella body's feed and a neighbouring aggregator may a
 carry the same walk. Copies join one merged item when they share an ``id`` or a
 ``sameAs`` URI, or, carefully, when name, postcode and schedule all match (never two
 copies from one source that way: a feed listing two look-alike sessions means two).
-The merged item shows the winning copy (most trusted source, then most recently
-verified) and lists every copy in its provenance.
+The merged item shows the winning copy (the authority's for its id, then the most
+trusted source, then the most recently verified) and lists every copy in its provenance.
 
 Every function here runs inside the caller's transaction, which has already taken the
 change counter's row lock (``federation.db.next_change_numbers``), so merges never race. Work is
@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from aggregator import search_index
 from aggregator.adapters.mapping import VERIFIED_BY, VERIFIED_BY_HARVEST
+from aggregator.authority import FUTURE_SLACK, SourceAuthority
 from aggregator.store import chunks, copies, counter, merge_keys, merged, sources
 from federation.clock import utcnow
 from federation.db import next_change_numbers
@@ -212,6 +213,7 @@ def recompute(conn: Connection, merged_ids: Iterable[int | None]) -> None:
                 copies.c.harvested_at,
                 sources.c.trust,
                 sources.c.feed_url,
+                sources.c.url.label("source_url"),
             )
             .join(sources, sources.c.id == copies.c.source_id)
             .where(copies.c.merged_id.in_(chunk))
@@ -223,13 +225,14 @@ def recompute(conn: Connection, merged_ids: Iterable[int | None]) -> None:
 
     keys: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
+    latest_believed = (utcnow() + FUTURE_SLACK).date().isoformat()
     for merged_id in ids:
         rows, before = groups.get(merged_id), current[merged_id]
         if not rows:
             if before.state != "deleted":
                 changed.append(_change(merged_id, "deleted", before.kind, None, []))
             continue
-        data, provenance = _merged_view(before.item_id, rows)
+        data, provenance = _merged_view(before.item_id, rows, latest_believed)
         item_keys = set().union(*(uri_keys(r.data) for r in rows))
         item_keys |= {key for r in rows if (key := match_key(r.data)) is not None}
         keys += [{"key": key, "merged_id": merged_id} for key in sorted(item_keys)]
@@ -274,9 +277,28 @@ def confirmed_on(row: Any) -> str:
     return row.last_verified or ""
 
 
-def _merged_view(item_id: str, rows: list[Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The winning copy's data (most trusted, then most recently verified) and every copy's provenance."""
-    winner = max(rows, key=lambda r: (r.trust, confirmed_on(r), r.harvested_at, -r.id))
+def _merged_view(
+    item_id: str, rows: list[Any], latest_believed: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The winning copy's data and every copy's provenance.
+
+    The winner is the authority's copy (straight from the site that minted the item's id)
+    whenever one is held, whatever the others' trust or dates (aggregator.authority); then
+    copies straight from their publishers before relayed ones; then the most trusted, then
+    the most recently verified, where a date after ``latest_believed`` counts for no more
+    than that day.
+    """
+    authorities: dict[int, bool] = {}
+
+    def rank(row: Any) -> tuple[Any, ...]:
+        if row.source_id not in authorities:
+            home = SourceAuthority.of((row.feed_url, row.source_url), relays=False)
+            authorities[row.source_id] = home.speaks_for(item_id)
+        direct = not row.upstream
+        verified = min(confirmed_on(row), latest_believed)
+        return (direct and authorities[row.source_id], direct, row.trust, verified, row.harvested_at, -row.id)
+
+    winner = max(rows, key=rank)
     # The merged item keeps the id it was first seen under, whichever copy wins, so a
     # follower of our feed sees one item change, never one vanish and another appear.
     data = {**winner.data, "id": item_id}

@@ -5,7 +5,9 @@ tells a publisher what to improve and a social prescriber how far to trust a fee
 the share of its accepted items that carry each thing a person needs before going
 (where exactly, what it is, what the first visit is like, access, whom to ask, how
 to book), the problems that got items refused, by kind, and how long ago organisers
-last confirmed their listings.
+last confirmed their listings. The refused items themselves, grouped by reason with the
+plain messages (:func:`refused_by_reason`), are on the same page, so a publisher whose
+items are refused can see why and fix them.
 
 "Checked by us": an operator whose own staff visit the groups (a CVS, say) marks a
 source as checked; every listing from it then names who vouches for it
@@ -20,11 +22,11 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, request, url_for
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from aggregator.auth import operator_required
+from aggregator.auth import operator_required, signed_in_operator_id
 from aggregator.freshness import confirmed_by_organiser
 from aggregator.store import copies, quarantine, sources
 from federation.clock import clock
@@ -32,6 +34,50 @@ from federation.clock import clock
 bp = Blueprint("quality", __name__)
 
 MAX_CHECKED_BY = 200
+
+# A readable name for each reason an item is refused, from the contract (schema.validation)
+# and from the aggregator's own checks. A code not listed here is shown as itself: new
+# checks name their reasons before this list catches up.
+REFUSAL_REASONS: dict[str, str] = {
+    "required": "Something required is missing",
+    "wrong-type": "A field holds the wrong kind of value",
+    "unknown-field": "A field Localfeed does not have",
+    "not-allowed": "A value that is not allowed",
+    "invalid": "A value that is not valid",
+    "too-long": "Text that is too long",
+    "too-few": "Too few entries",
+    "too-many": "Too many entries",
+    "too-small": "A number that is too small",
+    "too-large": "A number that is too large",
+    "duplicate": "An entry listed twice",
+    "end-before-start": "Ends before it starts",
+    "age-range": "Ages the wrong way round",
+    "bad-timezone": "An unknown time zone",
+    "bad-day": "Not a day of the week",
+    "month-week-needs-monthly": "A week of the month on a schedule that is not monthly",
+    "currency": "A price not in pounds",
+    "postcode": "Not a UK postcode",
+    "unknown-category": "An unknown category",
+    "unknown-accessibility": "An unknown accessibility feature",
+    "unknown-audience": "An unknown audience",
+    "html-not-allowed": "HTML in plain text",
+    "control-character": "Hidden control characters in text",
+    "unsafe-url": "An unsafe web address",
+    "bad-url": "Not a full web address",
+    "bad-date": "Not a date",
+    "bad-datetime": "Not a date and time",
+    "bad-time": "Not a time",
+    "bad-email": "Not an email address",
+    "bad-telephone": "Not a telephone number",
+    "bad-language": "Not a language code",
+    "bad-format": "Not in the expected form",
+    "id-mismatch": "The item's id and its data's id differ",
+    "foreign-origin": "An activity of another site",
+    "future-date": "A date in the future",
+    "unmapped": "Could not be read as an activity",
+}
+# Items listed under each reason on the page; the rest are counted (all are in the source's JSON).
+REFUSED_SHOWN_PER_REASON = 20
 
 
 def _has_geo(activity: Mapping[str, Any]) -> bool:
@@ -109,11 +155,52 @@ def quality_report(conn: Connection, source_id: int, now: datetime) -> dict[str,
     }
 
 
+def refused_by_reason(
+    conn: Connection, source_id: int, shown_per_reason: int = REFUSED_SHOWN_PER_REASON
+) -> list[dict[str, Any]]:
+    """The source's refused items grouped by reason code, the most common reason first.
+
+    Each reason has its readable ``label``, the ``count`` of items refused for it, the first
+    ``shown_per_reason`` of them (by ref) with that reason's paths and messages, and how many
+    ``more`` there are. An item refused for two reasons is under both, with each reason's
+    own messages, so each group reads as one thing to fix.
+    """
+    groups: dict[str, dict[str, Any]] = {}
+    rows = conn.execute(
+        select(quarantine.c.item_ref, quarantine.c.data, quarantine.c.problems, quarantine.c.last_seen)
+        .where(quarantine.c.source_id == source_id)
+        .order_by(quarantine.c.item_ref)
+    )
+    for ref, data, reasons, last_seen in rows:
+        by_code: dict[str, list[dict[str, str]]] = {}
+        for reason in reasons or []:
+            code = str(reason.get("code") or "unknown")
+            by_code.setdefault(code, []).append(
+                {"path": str(reason.get("path") or "$"), "message": str(reason.get("message") or "")}
+            )
+        name = data.get("name") if isinstance(data, dict) else None
+        for code, problems in by_code.items():
+            group = groups.setdefault(
+                code, {"code": code, "label": REFUSAL_REASONS.get(code, code), "count": 0, "items": []}
+            )
+            group["count"] += 1
+            if len(group["items"]) < shown_per_reason:
+                group["items"].append({
+                    "item": ref,
+                    "name": name if isinstance(name, str) else None,
+                    "lastSeen": last_seen.isoformat(),
+                    "problems": problems,
+                })
+    for group in groups.values():
+        group["more"] = group["count"] - len(group["items"])
+    return sorted(groups.values(), key=lambda group: (-group["count"], group["code"]))
+
+
 def _source_row(source_id: int) -> Any:
     """The source, as public as its page: a pending join request is the operator's business only."""
     with current_app.extensions["engine"].connect() as conn:
         row = conn.execute(select(sources).where(sources.c.id == source_id)).first()
-    if row is None or (row.state == "pending" and "operator_id" not in session):
+    if row is None or (row.state == "pending" and signed_in_operator_id() is None):
         abort(404)
     return row
 
@@ -129,7 +216,7 @@ def report_for(source_id: int) -> dict[str, Any]:
 
 @bp.app_context_processor
 def _template_helpers() -> dict[str, Any]:
-    return {"source_quality": report_for, "QUALITY_CHECKS": CHECKS}
+    return {"source_quality": report_for, "QUALITY_CHECKS": CHECKS, "REFUSAL_REASONS": REFUSAL_REASONS}
 
 
 @bp.get("/sources/<int:source_id>/quality.json")

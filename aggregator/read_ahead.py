@@ -9,6 +9,7 @@ that the harvest will not use (it stops at its page limit without a wasted reque
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -43,7 +44,12 @@ class ReadAhead(Generic[Item]):
         self._ready: queue.Queue[Any] = queue.Queue()
         self._asked = False
         self._closed = False
-        self._thread = threading.Thread(target=self._read, name="read-ahead", daemon=True)
+        # The reading thread runs in a copy of the caller's context, so what the caller put in
+        # force (the harvest's budget) holds for the adapter too.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._read,), name="read-ahead", daemon=True
+        )
         self._thread.start()
 
     def _read(self) -> None:

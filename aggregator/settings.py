@@ -30,7 +30,12 @@ DEFAULTS: dict[str, Any] = {
     "HARVEST_PAGE_LIMIT": 200,  # pages one job walks before giving other sources a turn
     "HARVEST_INTERVAL": 900,  # seconds between polls of a healthy source
     "HARVEST_BACKOFF_MAX": 6 * 3600,  # longest wait after repeated failures
-    "HARVEST_LEASE": 900,  # seconds a harvest holds its source past its last page (a killed worker's expires)
+    "HARVEST_LEASE": 60,  # seconds a harvest holds its source unless renewed (a killed worker's lapses)
+    # One harvest job's budget (aggregator.budget): at any limit it stops, keeps what it applied, says why.
+    "HARVEST_TIME_LIMIT": 120.0,
+    "HARVEST_MAX_PAGES": 1_000,  # requests, counting every page and ORUK detail call
+    "HARVEST_MAX_ITEMS": 100_000,
+    "HARVEST_MAX_BYTES": 200_000_000,
     "JOB_TIMEOUT": 3600,  # seconds an rq worker lets one job run before stopping it
     "SCHEDULER_TICK": 15.0,  # seconds between the scheduler's looks for due sources
     "LOGIN_RATE_LIMIT": "10 per minute",

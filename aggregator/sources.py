@@ -26,19 +26,19 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from aggregator.adapters import ADAPTERS, detect
-from aggregator.auth import operator_required
+from aggregator.auth import operator_required, signed_in_operator_id
 from aggregator.extensions import limiter
 from aggregator.feeds import own_url
 from aggregator.harvest import guarded_client
 from aggregator.jobs import enqueue_harvest
 from aggregator.merge import recompute
+from aggregator.quality import refused_by_reason
 from aggregator.settings import job_config
 from aggregator.store import copies, counter, merged, quarantine, sources
 from federation.clock import utcnow
@@ -269,7 +269,8 @@ def _public_source(row: Any) -> dict[str, Any]:
 
 
 def source_health(conn: Connection, row: Any, today: date | None = None) -> dict[str, Any]:
-    """Everything the source page shows: harvest state, counts, freshness and refused items."""
+    """Everything the source page shows: harvest state, counts, freshness and refused items
+    (each one in ``problems``; by reason, as the page lists them, in ``refused``)."""
     today = today or utcnow().date()
     verified = list(
         conn.execute(select(copies.c.last_verified).where(copies.c.source_id == row.id)).scalars()
@@ -311,6 +312,7 @@ def source_health(conn: Connection, row: Any, today: date | None = None) -> dict
             }
             for p in problems
         ],
+        "refused": refused_by_reason(conn, row.id),
     }
 
 
@@ -318,7 +320,7 @@ def _visible_source(source_id: int) -> tuple[Any, dict[str, Any]]:
     with _engine().connect() as conn:
         row = conn.execute(select(sources).where(sources.c.id == source_id)).first()
         # A join request is between the requester and the operator until it is approved.
-        if row is None or (row.state == "pending" and "operator_id" not in session):
+        if row is None or (row.state == "pending" and signed_in_operator_id() is None):
             abort(404)
         return row, source_health(conn, row)
 

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -31,12 +32,14 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Engine
 
 from federation import migrate
 from federation.clock import utcnow
 from federation.db import UTCDateTime, counter_table
+from federation.sessions import generation_column
 from federation.websub.hub import define_tables
 
 metadata = MetaData()
@@ -73,6 +76,9 @@ sources = Table(
     # A DB-row lease keeps one harvest per source at a time when there is no Redis lock.
     Column("lease_owner", String(64)),
     Column("lease_until", UTCDateTime),
+    # An aggregator relays other publishers' items (with provenance naming their origin); a
+    # plain publisher may only speak for ids on its own origin (aggregator.authority).
+    Column("is_aggregator", Boolean, nullable=False, default=False, server_default=false()),
     # WebSub state (the source's hub, our subscription) is aggregator.subscriptions' push_subscriptions.
 )
 
@@ -87,10 +93,21 @@ copies = Table(
     # ([{"source_url", "item_id", "via": [aggregators, nearest last]}]); empty straight from a publisher.
     Column("upstream", JSON, nullable=False, default=list),
     Column("last_verified", String(32)),
-    Column("modified", Text),  # the source's own change marker (RPDE ``modified``)
+    # The source's own change marker for the item (RPDE ``modified``): an older change never replaces it.
+    Column("modified", Text),
     Column("harvested_at", UTCDateTime, nullable=False, default=utcnow),
     Column("merged_id", Integer, ForeignKey("merged.id"), index=True),
     UniqueConstraint("source_id", "item_id", name="uq_copies_source_item"),
+)
+
+# What each source last said of each item it deleted, and when (its change marker), so a late,
+# older update of the item (a retried push) cannot bring it back.
+tombstones = Table(
+    "tombstones",
+    metadata,
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", Text, primary_key=True),
+    Column("modified", Text, nullable=False),
 )
 
 quarantine = Table(
@@ -140,6 +157,7 @@ operators = Table(
     Column("email", String(254), nullable=False, unique=True),
     Column("password_hash", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    generation_column(),  # logging out and a new password replace it (federation.sessions)
 )
 
 # Values per IN (...) list: well inside SQLite's and PostgreSQL's parameter limits.

@@ -84,6 +84,9 @@ push_subscriptions = Table(
     Column("deliveries", Integer, nullable=False, default=0),
     Column("ignored", Integer, nullable=False, default=0),  # unsigned or badly signed, or unusable
     Column("last_error", Text),
+    # The request we sent and the hub has not yet verified ("subscribe" or "unsubscribe"); a
+    # verification GET is believed only when it answers it (WebSub 5.3).
+    Column("pending", String(16)),
 )
 
 bp = Blueprint("subscriptions", __name__)
@@ -134,6 +137,7 @@ def subscribe_source(source_id: int, config: Mapping[str, Any], callback_base: s
             token=token,
             secret=secret,
             state="active" if keep_active else "requested",
+            pending="subscribe",
             last_error=None,
         )
         lease = int(config.get("WEBSUB_LEASE_SECONDS") or 0) or None
@@ -146,6 +150,7 @@ def subscribe_source(source_id: int, config: Mapping[str, Any], callback_base: s
                 source_id,
                 None,
                 state=_unless_active(keep_active, "failed"),
+                pending=None,
                 last_error=f"asking the hub {found.hub}: {error}",
             )
     if not 200 <= answer.status < 300:
@@ -155,6 +160,7 @@ def subscribe_source(source_id: int, config: Mapping[str, Any], callback_base: s
             source_id,
             None,
             state=_unless_active(keep_active, "failed"),
+            pending=None,
             last_error=f"the hub {found.hub} refused the subscription: {reason}",
         )
     return "active" if keep_active else "requested"
@@ -252,7 +258,7 @@ def _needs_asking(row: Any, now: datetime) -> bool:
 
 def _unsubscribe(engine: Engine, config: Mapping[str, Any], row: Any, base: str) -> None:
     """Ask the hub to stop pushing for a source no longer approved."""
-    _record(engine, row.source_id, row, state="unsubscribing")
+    _record(engine, row.source_id, row, state="unsubscribing", pending="unsubscribe")
     with guarded_client(config) as client:
         try:
             subscribe_request(
@@ -279,25 +285,26 @@ def _by_token(conn: Connection, token: str) -> Any:
 
 @bp.get(CALLBACK_PATH + "<token>")
 def verification(token: str) -> Response:
-    """Confirm a (un)subscription we asked for by echoing hub.challenge; 404 for anything else."""
+    """Confirm the (un)subscription we are waiting on by echoing hub.challenge; 404 for anything else.
+
+    Only a verification answering a request we sent and have not yet seen verified
+    changes anything: a replayed or forged GET (a ``denied``, a new lease) with no such
+    request pending is answered 404 and leaves the subscription as it was.
+    """
     engine = _engine()
     with engine.connect() as conn:
         row = _by_token(conn, token)
-    if row is None:
+    if row is None or row.pending is None or request.args.get("hub.topic") != row.topic:
         abort(404)
-    if request.args.get("hub.mode") == "denied" and request.args.get("hub.topic") == row.topic:
+    if request.args.get("hub.mode") == "denied" and row.pending == "subscribe":
         reason = request.args.get("hub.reason") or "no reason given"
-        _record(engine, row.source_id, row, state="denied", last_error=f"the hub denied it: {reason}")
+        denied = f"the hub denied it: {reason}"
+        _record(engine, row.source_id, row, state="denied", pending=None, last_error=denied)
         return Response("Noted.\n", headers=CHALLENGE_HEADERS)
-
-    def expected(topic: str, mode: str) -> bool:
-        wanted = ("requested", "active") if mode == "subscribe" else ("unsubscribing",)
-        return topic == row.topic and row.state in wanted
-
-    challenge = check_verification(request.args, expected)
+    challenge = check_verification(request.args, lambda topic, mode: mode == row.pending)
     if challenge is None:
         abort(404)
-    if request.args["hub.mode"] == "subscribe":
+    if row.pending == "subscribe":
         lease = granted_lease(request.args)
         assert lease is not None  # check_verification refuses a subscription without one
         now = utcnow()
@@ -306,13 +313,14 @@ def verification(token: str) -> Response:
             row.source_id,
             row,
             state="active",
+            pending=None,
             lease_seconds=lease,
             verified_at=now,
             expires_at=now + timedelta(seconds=lease),
             last_error=None,
         )
     else:
-        _record(engine, row.source_id, row, state="ended", expires_at=None)
+        _record(engine, row.source_id, row, state="ended", pending=None, expires_at=None)
     return Response(challenge, headers=CHALLENGE_HEADERS)
 
 
@@ -325,9 +333,9 @@ def delivery(token: str) -> Response:
     if row is None or row.state == "ended":
         return Response("No such subscription.\n", 410, mimetype="text/plain")  # the hub ends it (§7)
     limit = int(current_app.config["FETCH_MAX_BYTES"])
-    if (request.content_length or 0) > limit:
+    body = _body_within(limit)
+    if body is None:
         return Response(f"Deliveries are limited to {limit} bytes.\n", 413, mimetype="text/plain")
-    body = request.get_data(cache=False)
     if not verify_delivery(row.secret, body, request.headers):
         _count(engine, row.id, ignored=True, error="a delivery was unsigned or badly signed, and ignored")
         # 2xx all the same, so a forger learns nothing (WebSub §8).
@@ -341,6 +349,25 @@ def delivery(token: str) -> Response:
     _count(engine, row.id, ignored=False, error=None)
     enqueue_harvest(row.source_id, config)  # the push is a hint too: walk the feed from our cursor
     return Response(f"Applied {applied} change(s).\n", 202, mimetype="text/plain")
+
+
+def _body_within(limit: int) -> bytes | None:
+    """The request body, or None when it is over ``limit`` bytes.
+
+    A body sent without Content-Length (chunked) is read only up to the limit, never
+    buffered whole, so a hub cannot exhaust the process by streaming for ever.
+    """
+    if (request.content_length or 0) > limit:
+        return None
+    stream = request.stream
+    parts: list[bytes] = []
+    size = 0
+    while chunk := stream.read(min(65_536, limit + 1 - size)):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(parts)
 
 
 def _own_url() -> str:

@@ -28,7 +28,7 @@ from werkzeug.exceptions import HTTPException
 
 from federation.clock import clock
 from publisher import auth, editing, forms, importer
-from publisher.auth import admin_required, login_required, signed_in_user, user_group
+from publisher.auth import admin_required, login_required, renew_own_session, signed_in_user, user_group
 from publisher.extensions import get_store, public_url
 from publisher.store import Group, StoredActivity, StoreError
 from schema import Problem, validate_activity, vocab
@@ -353,7 +353,8 @@ def set_password(user_id: int) -> WerkzeugResponse:
     except StoreError as problem:
         flash(str(problem), "error")
     else:
-        flash("The new password is set.", "success")
+        renew_own_session(user_id)  # their other sessions have ended; this one goes on
+        flash("The new password is set. Anyone logged in with the old one has been logged out.", "success")
     return redirect(url_for("admin.editors"))
 
 

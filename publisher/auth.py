@@ -1,9 +1,10 @@
 """Logging editors in and out, and the checks every admin page makes.
 
-The session is Flask's signed cookie holding only the user's number; the user is read
-from the store on each request, so a removed editor is locked out at once. Log-in
-attempts that fail are rate limited per address (LOGIN_RATE_LIMIT), and a failure
-never says whether the email or the password was wrong.
+The session is Flask's signed cookie holding only the user's number and session
+generation; the user is read from the store on each request, so a removed editor is
+locked out at once, and a cookie from before a logout or a new password is refused
+(federation.sessions). Log-in attempts that fail are rate limited per address
+(LOGIN_RATE_LIMIT), and a failure never says whether the email or the password was wrong.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from flask import (
 )
 from werkzeug import Response as WerkzeugResponse
 
+from federation.sessions import is_current, start_session
 from publisher.extensions import get_store, limiter
 from publisher.store import Group, User
 
@@ -42,11 +44,27 @@ def login_rate_limit() -> str:
 
 
 def current_user() -> User | None:
-    """The logged-in user, or None; read once per request."""
+    """The logged-in user, or None; read once per request.
+
+    None too for a session issued before the user last logged out or got a new password.
+    """
     if "user" not in g:
         user_id = session.get("user_id")
-        g.user = get_store().get_user(user_id) if isinstance(user_id, int) else None
+        user = get_store().get_user(user_id) if isinstance(user_id, int) else None
+        g.user = user if user is not None and is_current(user.session_generation) else None
     return g.user
+
+
+def renew_own_session(user_id: int) -> None:
+    """After a password change ended all of ``user_id``'s sessions: if that is the signed-in
+    user, carry this session on under the new generation (the others stay ended)."""
+    user = current_user()
+    if user is None or user.id != user_id:
+        return
+    renewed = get_store().get_user(user_id)
+    if renewed is not None:
+        start_session({"user_id": renewed.id}, renewed.session_generation)
+        g.user = renewed
 
 
 @bp.app_context_processor
@@ -118,8 +136,8 @@ def login() -> Any:
         email = request.form.get("email", "").strip()
         user = get_store().authenticate(email, request.form.get("password", ""))
         if user is not None:
-            session.clear()  # a fresh session: nothing from before logging in carries over
-            session["user_id"] = user.id
+            # A fresh session: nothing from before logging in carries over.
+            start_session({"user_id": user.id}, user.session_generation)
             return redirect(_safe_next(request.args.get("next")))
         g.login_failed = True
         error = "The email address or password is not right. Check them and try again."
@@ -129,6 +147,9 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> WerkzeugResponse:
+    user = current_user()
+    if user is not None:
+        get_store().end_sessions(user.id)  # a copy of this cookie must not outlive the logout
     session.clear()
-    flash("You have logged out.", "success")
+    flash("You have logged out, here and on any other device.", "success")
     return redirect(url_for("admin.auth.login"))

@@ -15,7 +15,7 @@ import hashlib
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from federation.db import (
     make_engine,
     next_change_numbers,
 )
+from federation.sessions import generation_column, new_generation, replace_generation
 from federation.websub.hub import define_tables
 from schema.rpde import DELETED, UPDATED
 
@@ -83,6 +84,7 @@ users = Table(
     Column("role", String(10), nullable=False),
     Column("group_id", Integer, ForeignKey("groups.id", ondelete="CASCADE"), index=True),
     Column("created_at", UTCDateTime, nullable=False),
+    generation_column(),  # logging out and a new password replace it (federation.sessions)
 )
 
 api_tokens = Table(
@@ -176,6 +178,9 @@ class User:
     role: str
     group_id: int | None
     created_at: datetime
+    # Only the cookies issued under this generation are logged in (federation.sessions). Session
+    # state, not who the user is: left out of comparisons, and out of logs.
+    session_generation: str = field(repr=False, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -331,7 +336,13 @@ class Store:
                 and not conn.execute(select(groups.c.id).where(groups.c.id == group_id)).first()
             ):
                 raise NotFound(f"There is no group number {group_id}; add the group first.")
-            values: dict[str, Any] = dict(email=email, role=role, group_id=group_id, created_at=utcnow())
+            values: dict[str, Any] = dict(
+                email=email,
+                role=role,
+                group_id=group_id,
+                created_at=utcnow(),
+                session_generation=new_generation(),
+            )
             user_id = inserted_id(conn.execute(
                 insert(users).values(password_hash=generate_password_hash(password), **values)
             ))
@@ -346,16 +357,22 @@ class Store:
         return _user(row)
 
     def set_password(self, user_id: int, password: str) -> None:
+        """Set a new password, which also logs the user out everywhere (whoever knew the old one)."""
         if len(password) < 8:
             raise StoreError("The password is too short; use at least 8 characters.")
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(users)
                 .where(users.c.id == user_id)
-                .values(password_hash=generate_password_hash(password))
+                .values(password_hash=generate_password_hash(password), session_generation=new_generation())
             )
         if result.rowcount == 0:
             raise NotFound(f"There is no user number {user_id}.")
+
+    def end_sessions(self, user_id: int) -> None:
+        """Log the user out everywhere: every session cookie issued before is refused from now on."""
+        with self.engine.begin() as conn:
+            replace_generation(conn, users, user_id)
 
     def get_user(self, user_id: int) -> User | None:
         with self.engine.connect() as conn:

@@ -41,6 +41,9 @@ class Change:
     id: str
     data: dict[str, Any] | None
     ref: str = ""  # how the source itself names the item, shown next to any problem
+    # The source's change marker for the item (RPDE ``modified``), when its format has one: a
+    # change older than the one held for the item is never applied (a late, retried push).
+    modified: int | str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,13 @@ a loop through this aggregator can be refused), never validated as part of the a
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import orjson
 
+from aggregator import budget
 from aggregator.adapters.base import Change, Fetch, Page, Unmapped
-from schema.rpde import decode_page
+from schema.rpde import PageError, decode_page
 
 KIND = "localfeed"
 PROVENANCE_KEY = "localfeed:provenance"
@@ -41,27 +43,54 @@ def sniff(content_type: str, body: bytes) -> bool:
 
 def pages(fetch: Fetch, url: str, cursor: str | None) -> Iterator[Page]:
     next_url = cursor or url
+    walked: set[str] = set()
     while True:
+        walked.add(next_url)
         fetched = fetch(next_url)
         if fetched is None:  # 304: nothing new since the last harvest
             return
         page = decode_page(fetched.content)
+        budget.spend(items=len(page["items"]))
         changes: list[Change] = []
         unmapped: list[Unmapped] = []
         for item in page["items"]:
             if item["state"] == "deleted":
-                changes.append(Change(id=item["id"], data=None))
+                changes.append(Change(id=item["id"], data=None, modified=item["modified"]))
                 continue
             data = dict(item["data"])
             provenance = item.get(PROVENANCE_KEY)
             if provenance is not None:
-                if not isinstance(provenance, list):
-                    unmapped.append(Unmapped(item["id"], f"its {PROVENANCE_KEY} is not a list of sources"))
+                problem = _provenance_problem(provenance)
+                if problem:
+                    unmapped.append(Unmapped(item["id"], problem))
                     continue
                 data[PROVENANCE_KEY] = provenance
-            changes.append(Change(id=item["id"], data=data))
+            changes.append(Change(id=item["id"], data=data, modified=item["modified"]))
         last = not page["items"] or page["next"] == next_url
         yield Page(changes, unmapped, cursor=page["next"])
         if last:
             return
+        if page["next"] in walked:
+            raise PageError(
+                f"The feed page {next_url} links back to {page['next']}, a page already read in this "
+                "harvest, so the feed never ends. Each next link must move past the page's last item."
+            )
         next_url = page["next"]
+
+
+def _provenance_problem(provenance: Any) -> str | None:
+    """What is wrong with an item's provenance (a list of {source_url, item_id, via}), or None."""
+    entries_ok = isinstance(provenance, list) and all(
+        isinstance(entry, dict)
+        and isinstance(entry.get("source_url", ""), str)
+        and isinstance(entry.get("item_id", ""), str)
+        and isinstance(entry.get("via", []), list)
+        and all(isinstance(via, str) for via in entry.get("via", []))
+        for entry in provenance
+    )
+    if entries_ok:
+        return None
+    return (
+        f"its {PROVENANCE_KEY} is not a list of sources, each with a source_url, an item_id "
+        "and a list of the aggregators it came through (via)"
+    )

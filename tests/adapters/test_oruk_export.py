@@ -88,10 +88,12 @@ def test_feeds_of_every_kind_harvested_and_served_as_open_referral(site, databas
     app = create_app({"DATABASE_URL": database_url, "ALLOW_PRIVATE_NETWORKS": True, "SECRET_KEY": "test"})
     engine, config = app.extensions["engine"], job_config(app)
     info = FeedInfo(title="Mitcham Walkers", self_url=site.url + "/walks.ics", home_url=site.url + "/")
-    calendar = render_ical(info, [weekly_activity()])
+    # The site's own calendar and Atom feed, of activities it published (their ids are on the site).
+    calendar = render_ical(info, [weekly_activity(base=site.url)])
+    atom = render_atom(info, [event_activity(base=site.url)])
     feeds = {
         site.file("/walks.ics", calendar, "text/calendar"): "ical",
-        site.file("/lunches.atom", render_atom(info, [event_activity()]), "application/atom+xml"): "atom",
+        site.file("/lunches.atom", atom, "application/atom+xml"): "atom",
         _openactive_feed(site): "openactive",
         Directory(site, [SHED]).url: "oruk",
     }

@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from aggregator import create_app
 from aggregator.harvest import HarvestResult, harvest_source
 from aggregator.hub import stop_worker
 from aggregator.settings import job_config
 from aggregator.sources import add_source
-from aggregator.store import merged, sources
+from aggregator.store import copies, merged, sources
+from aggregator.subscriptions import push_subscriptions
+from federation.clock import utcnow
 from tests.aggregator.feedserver import FeedServer
 
 
@@ -78,3 +80,34 @@ def live(app: Flask) -> dict[str, dict[str, Any]]:
 def source_row(app: Flask, source_id: int) -> Any:
     with app.extensions["engine"].connect() as conn:
         return conn.execute(select(sources).where(sources.c.id == source_id)).one()
+
+
+def copies_of(app: Flask, item_id: str) -> dict[int, dict[str, Any]]:
+    """Which sources hold a copy of ``item_id``: source id -> the copy's data."""
+    with app.extensions["engine"].connect() as conn:
+        rows = conn.execute(select(copies.c.source_id, copies.c.data).where(copies.c.item_id == item_id))
+        return {row.source_id: row.data for row in rows}
+
+
+def subscribed(app: Flask, source_id: int, topic: str, *, pending: str | None = None) -> Any:
+    """A push subscription row for ``source_id``, as the subscribe job leaves it."""
+    now = utcnow()
+    values = {
+        "source_id": source_id,
+        "hub_url": topic.rsplit("/", 1)[0] + "/websub",
+        "topic": topic,
+        "token": f"token-{source_id}-{'x' * 40}",
+        "secret": "s" * 40,
+        "state": "active" if pending is None else "requested",
+        "pending": pending,
+        "lease_seconds": 600,
+        "expires_at": now,
+        "requested_at": now,
+        "deliveries": 0,
+        "ignored": 0,
+    }
+    with app.extensions["engine"].begin() as conn:
+        conn.execute(insert(push_subscriptions).values(**values))
+        return conn.execute(
+            select(push_subscriptions).where(push_subscriptions.c.source_id == source_id)
+        ).one()

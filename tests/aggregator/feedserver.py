@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 
+from aggregator.adapters.localfeed import PROVENANCE_KEY
 from schema.rpde import deleted_item, encode_page, updated_item
 
 
@@ -42,6 +43,16 @@ class FeedServer:
             self.changes.pop(item_id, None)  # re-appended at the end, like a real feed
             self.changes[item_id] = updated_item(item_id, self.number, data)
 
+    def relay(self, data: dict[str, Any], publisher_feed_url: str) -> None:
+        """List another site's activity as an aggregator's republished feed does: naming its source.
+
+        The aggregator following this feed takes it only if this source is an aggregator (the
+        operator's mark, or a /sources.json on its site) and the provenance names the id's site.
+        """
+        entry = {"source_url": publisher_feed_url, "item_id": data["id"], "via": [self.base_url]}
+        self.extra_item_fields[data["id"]] = {PROVENANCE_KEY: [entry]}
+        self.put(data)
+
     def delete(self, item_id: str) -> None:
         with self.lock:
             self.number += 1
@@ -55,6 +66,19 @@ class FeedServer:
     @property
     def feed_url(self) -> str:
         return f"{self.base_url}/feed"
+
+    @property
+    def origin(self) -> str:
+        """The site this feed is on (scheme, host and port): the authority for ids minted there."""
+        return self.base_url
+
+    def activity_id(self, slug: str) -> str:
+        """An activity id on this feed's own site, as a publisher mints them under its own URL.
+
+        The aggregator takes an id only from the source on the id's site (aggregator.authority),
+        so a test's items are this feed's own unless it means to show something else.
+        """
+        return f"{self.origin}/activities/{slug}"
 
     # -- serving -----------------------------------------------------------------------------
 

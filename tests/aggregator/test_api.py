@@ -27,18 +27,25 @@ class Clock:
         return self.now
 
 
+def published(feed: FeedServer, activity: dict) -> dict:
+    """``activity`` as ``feed``'s publisher lists it: its id (ending in its name) on the feed's own site."""
+    return {**activity, "id": feed.activity_id(activity["name"])}
+
+
 def detail_path(activity_id: str) -> str:
     return "/api/activities/" + quote(activity_id, safe="")
 
 
 def test_search_detail_cache_headers_and_errors(make_feed, make_aggregator, database_url):
     feed = make_feed()
-    anchor = walk("anchor", CENTRE, location=place("anchor", CENTRE, postcode="CR4 1AA"))
+    anchor = published(feed, walk("anchor", CENTRE, location=place("anchor", CENTRE, postcode="CR4 1AA")))
     feed.put(anchor)
     # Different days, so that without ``near`` the order is by next session alone.
-    feed.put(walk("one-km", moved(CENTRE, north_km=1.0), day="WE"))
-    feed.put(walk("far", moved(CENTRE, north_km=9.0), day="TH"))
-    feed.put(walk("expired", moved(CENTRE, north_km=0.5), lastVerified=verified_days_ago(400)))
+    feed.put(published(feed, walk("one-km", moved(CENTRE, north_km=1.0), day="WE")))
+    feed.put(published(feed, walk("far", moved(CENTRE, north_km=9.0), day="TH")))
+    feed.put(
+        published(feed, walk("expired", moved(CENTRE, north_km=0.5), lastVerified=verified_days_ago(400)))
+    )
     clock = Clock(NOW)
     app = make_aggregator(database_url, CLOCK=clock)
     source = follow(app, feed.feed_url)
@@ -82,14 +89,14 @@ def test_search_detail_cache_headers_and_errors(make_feed, make_aggregator, data
         client.get(detail_path(anchor["id"]), headers={"If-None-Match": one.headers["ETag"]}).status_code
         == 304
     )
-    expired = client.get(detail_path("https://pub.example/activities/expired")).get_json()
+    expired = client.get(detail_path(feed.activity_id("expired"))).get_json()
     assert expired["freshness"]["state"] == "expired"
     assert expired["freshness"]["note"] == "Not confirmed since October 2025"
 
-    missing = client.get(detail_path("https://pub.example/activities/nothing"))
+    missing = client.get(detail_path(feed.activity_id("nothing")))
     assert missing.status_code == 404
     assert missing.get_json()["error"]["parameter"] == "id"
-    assert "https://pub.example/activities/nothing" in missing.get_json()["error"]["message"]
+    assert feed.activity_id("nothing") in missing.get_json()["error"]["message"]
 
     unknown = client.get("/api/activities?near=ZZ1+1ZZ")
     assert unknown.status_code == 400
@@ -154,8 +161,10 @@ def test_items_of_a_source_that_stopped_answering_turn_stale(make_feed, make_agg
     # The harvest stamps its sources with the real time, so this test's clock starts there.
     started = datetime.now(UTC)
     today = started.date().isoformat()
-    quiet_feed.put(walk("quiet-near", CENTRE, lastVerified=today))
-    lively_feed.put(walk("lively-far", moved(CENTRE, north_km=2.0), lastVerified=today))
+    quiet_feed.put(published(quiet_feed, walk("quiet-near", CENTRE, lastVerified=today)))
+    lively_feed.put(
+        published(lively_feed, walk("lively-far", moved(CENTRE, north_km=2.0), lastVerified=today))
+    )
     clock = Clock(started)
     app = make_aggregator(database_url, CLOCK=clock)
     quiet, lively = follow(app, quiet_feed.feed_url), follow(app, lively_feed.feed_url)

@@ -11,21 +11,21 @@ from aggregator.harvest import due_sources
 from aggregator.store import copies, quarantine, sources
 from federation.clock import utcnow
 from tests.aggregator.conftest import follow, harvest, live, source_row
+from tests.aggregator.feedserver import FeedServer
 from tests.factories import event_activity, weekly_activity
 
-BASE = "https://walkers.example/activities"
 
-
-def walk(n: int, **overrides):
-    return weekly_activity(**{"id": f"{BASE}/walk-{n}", "name": f"Walk number {n}", **overrides})
+def walk(feed: FeedServer, n: int, **overrides):
+    """Walk number ``n``, published by ``feed`` under its own site."""
+    return weekly_activity(**{"id": feed.activity_id(f"walk-{n}"), "name": f"Walk number {n}", **overrides})
 
 
 def test_harvest_follows_edits_deletions_and_additions(make_feed, make_aggregator, database_url):
     feed = make_feed(page_size=2)
     for n in range(5):
-        feed.put(walk(n))
+        feed.put(walk(feed, n))
     broken = walk(
-        9, location={"name": "Hall", "address": {"streetAddress": "1 Road", "postalCode": "CR4 1A"}}
+        feed, 9, location={"name": "Hall", "address": {"streetAddress": "1 Road", "postalCode": "CR4 1A"}}
     )
     feed.put(broken)
     app = make_aggregator(database_url)
@@ -35,15 +35,20 @@ def test_harvest_follows_edits_deletions_and_additions(make_feed, make_aggregato
     assert result.status == "ok"
     assert result.pages == 4  # three pages of two items, then the empty last page
     shown = live(app)
-    assert set(shown) == {f"{BASE}/walk-{n}" for n in range(5)}
-    assert shown[f"{BASE}/walk-0"]["provenance"] == [
-        {"source_id": source_id, "source_url": feed.feed_url, "item_id": f"{BASE}/walk-0", "via": []}
+    assert set(shown) == {feed.activity_id(f"walk-{n}") for n in range(5)}
+    assert shown[feed.activity_id("walk-0")]["provenance"] == [
+        {
+            "source_id": source_id,
+            "source_url": feed.feed_url,
+            "item_id": feed.activity_id("walk-0"),
+            "via": [],
+        }
     ]
 
     # The invalid item is refused with its reason, on the public source page too.
     with app.extensions["engine"].connect() as conn:
         refused = conn.execute(select(quarantine)).one()
-    assert refused.item_ref == f"{BASE}/walk-9"
+    assert refused.item_ref == feed.activity_id("walk-9")
     assert any("CR4 1A" in p["message"] for p in refused.problems)
     page = app.test_client().get(f"/sources/{source_id}")
     assert page.status_code == 200
@@ -60,16 +65,18 @@ def test_harvest_follows_edits_deletions_and_additions(make_feed, make_aggregato
     assert [status for _path, status in feed.requests] == [304]
 
     # Edit, delete, add, and fix the broken one: all show after the next harvest.
-    feed.put(walk(1, name="Walk number one, renamed"))
-    feed.delete(f"{BASE}/walk-2")
-    feed.put(event_activity(id=f"{BASE}/lunch"))
-    fixed = walk(9)
+    feed.put(walk(feed, 1, name="Walk number one, renamed"))
+    feed.delete(feed.activity_id("walk-2"))
+    feed.put(event_activity(id=feed.activity_id("lunch")))
+    fixed = walk(feed, 9)
     feed.put(fixed)
     result = harvest(app, source_id)
     assert result.status == "ok"
     shown = live(app)
-    assert set(shown) == {f"{BASE}/walk-{n}" for n in (0, 1, 3, 4, 9)} | {f"{BASE}/lunch"}
-    assert shown[f"{BASE}/walk-1"]["data"]["name"] == "Walk number one, renamed"
+    assert set(shown) == {feed.activity_id(f"walk-{n}") for n in (0, 1, 3, 4, 9)} | {
+        feed.activity_id("lunch")
+    }
+    assert shown[feed.activity_id("walk-1")]["data"]["name"] == "Walk number one, renamed"
     with app.extensions["engine"].connect() as conn:
         assert conn.execute(select(quarantine)).all() == []
         assert conn.execute(select(copies.c.item_id).where(copies.c.source_id == source_id)).scalars().all()
@@ -85,32 +92,32 @@ def test_harvest_follows_edits_deletions_and_additions(make_feed, make_aggregato
         if not page["items"]:
             break
         url = page["next"].removeprefix("http://localhost")
-    assert states[f"{BASE}/walk-2"] == "deleted"
-    assert states[f"{BASE}/walk-1"] == "updated"
+    assert states[feed.activity_id("walk-2")] == "deleted"
+    assert states[feed.activity_id("walk-1")] == "updated"
     assert sum(1 for s in states.values() if s == "updated") == 6
 
 
 def test_invalid_new_version_hides_the_old_one_until_fixed(make_feed, make_aggregator):
     feed = make_feed()
-    feed.put(walk(1))
+    feed.put(walk(feed, 1))
     app = make_aggregator()
     source_id = follow(app, feed.feed_url)
     harvest(app, source_id)
-    assert f"{BASE}/walk-1" in live(app)
+    assert feed.activity_id("walk-1") in live(app)
 
-    feed.put(walk(1, price={"amount": -3, "currency": "GBP"}))
+    feed.put(walk(feed, 1, price={"amount": -3, "currency": "GBP"}))
     assert harvest(app, source_id).quarantined == 1
     assert live(app) == {}
-    feed.put(walk(1))
+    feed.put(walk(feed, 1))
     harvest(app, source_id)
-    assert f"{BASE}/walk-1" in live(app)
+    assert feed.activity_id("walk-1") in live(app)
 
 
 def test_a_crashed_page_is_applied_once_on_resume(make_feed, make_aggregator):
     """The cursor moves with each page: rewinding it by hand re-applies nothing twice."""
     feed = make_feed(page_size=2)
     for n in range(4):
-        feed.put(walk(n))
+        feed.put(walk(feed, n))
     app = make_aggregator()
     source_id = follow(app, feed.feed_url)
     harvest(app, source_id)
@@ -126,8 +133,8 @@ def test_a_crashed_page_is_applied_once_on_resume(make_feed, make_aggregator):
 
 def test_the_merged_set_is_republished_as_rpde_atom_and_ical(make_feed, make_aggregator):
     feed = make_feed()
-    feed.put(walk(1))
-    feed.put(event_activity(id=f"{BASE}/lunch"))
+    feed.put(walk(feed, 1))
+    feed.put(event_activity(id=feed.activity_id("lunch")))
     app = make_aggregator(PUBLIC_URL="https://agg.example")
     client = app.test_client()
     # Empty, the first page is also the last: it names itself, for readers to poll.
@@ -144,9 +151,9 @@ def test_the_merged_set_is_republished_as_rpde_atom_and_ical(make_feed, make_agg
     assert page["next"] == "https://agg.example/feeds/activities?afterChangeNumber=" + str(
         page["items"][-1]["modified"]
     )
-    walk_item = next(i for i in page["items"] if i["id"] == f"{BASE}/walk-1")
+    walk_item = next(i for i in page["items"] if i["id"] == feed.activity_id("walk-1"))
     assert walk_item["localfeed:provenance"] == [
-        {"source_url": feed.feed_url, "item_id": f"{BASE}/walk-1", "via": ["https://agg.example"]}
+        {"source_url": feed.feed_url, "item_id": feed.activity_id("walk-1"), "via": ["https://agg.example"]}
     ]
     assert client.get(page["next"].removeprefix("https://agg.example")).json["items"] == []
     refused = client.get("/feeds/activities?afterChangeNumber=x")
@@ -163,7 +170,7 @@ def test_the_merged_set_is_republished_as_rpde_atom_and_ical(make_feed, make_agg
 def test_a_long_feed_is_walked_in_turns(make_feed, make_aggregator):
     feed = make_feed(page_size=2)
     for n in range(5):
-        feed.put(walk(n))
+        feed.put(walk(feed, n))
     app = make_aggregator(HARVEST_PAGE_LIMIT=2)
     source_id = follow(app, feed.feed_url)
     first = harvest(app, source_id)
@@ -180,7 +187,7 @@ def test_a_long_feed_is_walked_in_turns(make_feed, make_aggregator):
 def test_one_harvest_per_source_at_a_time(make_feed, make_aggregator):
     """Without Redis, a lease on the source's row keeps a second harvest out until it expires."""
     feed = make_feed()
-    feed.put(walk(1))
+    feed.put(walk(feed, 1))
     app = make_aggregator()
     source_id = follow(app, feed.feed_url)
     engine = app.extensions["engine"]
@@ -199,7 +206,7 @@ def test_one_harvest_per_source_at_a_time(make_feed, make_aggregator):
     assert harvest(app, source_id).status == "ok"
     row = source_row(app, source_id)
     assert (row.lease_owner, row.lease_until) == (None, None)  # given back
-    assert list(live(app)) == [f"{BASE}/walk-1"]
+    assert list(live(app)) == [feed.activity_id("walk-1")]
 
 
 def test_items_without_geo_are_placed_by_postcode_during_and_after_the_harvest(
@@ -210,10 +217,10 @@ def test_items_without_geo_are_placed_by_postcode_during_and_after_the_harvest(
     feed = make_feed(page_size=10)
     place = {"name": "Hall", "address": {"streetAddress": "1 Road", "addressLocality": "Mitcham"}}
     # The first walk teaches CR4 1HT (it has geo); the second relies on that, on the same page.
-    feed.put(walk(1))
-    feed.put(walk(2, location={**place, "address": {**place["address"], "postalCode": "CR4 1HT"}}))
+    feed.put(walk(feed, 1))
+    feed.put(walk(feed, 2, location={**place, "address": {**place["address"], "postalCode": "CR4 1HT"}}))
     # Nobody on the feed knows SE1 7PB: the operator's postcode file is asked after the harvest.
-    feed.put(walk(3, location={**place, "address": {**place["address"], "postalCode": "SE1 7PB"}}))
+    feed.put(walk(feed, 3, location={**place, "address": {**place["address"], "postalCode": "SE1 7PB"}}))
     app = make_aggregator(database_url, POSTCODE_CSV=str(postcodes))
     source_id = follow(app, feed.feed_url)
     assert harvest(app, source_id).status == "ok"
@@ -223,9 +230,9 @@ def test_items_without_geo_are_placed_by_postcode_during_and_after_the_harvest(
         rows = conn.execute(select(search_index.index)).all()
     placed = {ids[int(row.merged_id)]: (row.lat, row.lon, row.own_geo) for row in rows}
     assert placed == {
-        f"{BASE}/walk-1": (51.3982, -0.1545, True),
-        f"{BASE}/walk-2": (51.3982, -0.1545, False),
-        f"{BASE}/walk-3": (51.4985, -0.1131, False),
+        feed.activity_id("walk-1"): (51.3982, -0.1545, True),
+        feed.activity_id("walk-2"): (51.3982, -0.1545, False),
+        feed.activity_id("walk-3"): (51.4985, -0.1131, False),
     }
 
 
@@ -235,7 +242,7 @@ def test_a_postcode_is_stored_in_its_normal_form_however_the_source_spelt_it(
     feed = make_feed()
     for n, typed in enumerate(["cr41ht", " CR4  1ht ", "gir0aa", "CR4 1A"]):
         address = {"streetAddress": "1 Road", "addressLocality": "Mitcham", "postalCode": typed}
-        feed.put(walk(n, location={"name": "Hall", "address": address}))
+        feed.put(walk(feed, n, location={"name": "Hall", "address": address}))
     app = make_aggregator(database_url)
     source_id = follow(app, feed.feed_url)
     assert harvest(app, source_id).status == "ok"
@@ -244,11 +251,15 @@ def test_a_postcode_is_stored_in_its_normal_form_however_the_source_spelt_it(
         return activity["location"]["address"]["postalCode"]
 
     shown = {item_id: postcode(item["data"]) for item_id, item in live(app).items()}
-    assert shown == {f"{BASE}/walk-0": "CR4 1HT", f"{BASE}/walk-1": "CR4 1HT", f"{BASE}/walk-2": "GIR 0AA"}
+    assert shown == {
+        feed.activity_id("walk-0"): "CR4 1HT",
+        feed.activity_id("walk-1"): "CR4 1HT",
+        feed.activity_id("walk-2"): "GIR 0AA",
+    }
     with app.extensions["engine"].connect() as conn:
         stored = conn.execute(select(copies.c.data).where(copies.c.source_id == source_id)).scalars().all()
         refused = conn.execute(select(quarantine)).one()
     assert sorted(map(postcode, stored)) == ["CR4 1HT", "CR4 1HT", "GIR 0AA"]
     # What is not a postcode is left as sent, so the reason names what the publisher typed.
-    assert refused.item_ref == f"{BASE}/walk-3"
+    assert refused.item_ref == feed.activity_id("walk-3")
     assert any("CR4 1A" in problem["message"] for problem in refused.problems)

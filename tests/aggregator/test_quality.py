@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests.aggregator.conftest import follow, harvest
-from tests.factories import BASE, event_activity, weekly_activity
+from tests.factories import event_activity, weekly_activity
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -14,12 +14,16 @@ def verified(days_ago: int) -> str:
     return (NOW.date() - timedelta(days=days_ago)).isoformat()
 
 
-def known_items() -> list[dict]:
-    """Four accepted items whose every quality fact is known, and two the contract refuses."""
-    complete = weekly_activity(lastVerified=verified(10))  # has everything
-    lunch = event_activity(lastVerified=verified(40))  # no geo, first visit, access or contact; books online
+def known_items(base: str) -> list[dict]:
+    """Four accepted items whose every quality fact is known, and two the contract refuses.
+
+    All are published at ``base``, the feed's own site, so only the contract refuses any.
+    """
+    complete = weekly_activity(base=base, lastVerified=verified(10))  # has everything
+    # No geo, first visit, access or contact; books online.
+    lunch = event_activity(base=base, lastVerified=verified(40))
     bare = weekly_activity(
-        id=f"{BASE}/activities/bare-walk",
+        id=f"{base}/activities/bare-walk",
         name="Bare Walk",
         organizer={"name": "Quiet Walkers"},  # nobody to ask
         location={"name": "The Green", "address": {"streetAddress": "The Green", "addressLocality": "Mitcham",
@@ -29,21 +33,21 @@ def known_items() -> list[dict]:
     for field in ("description", "firstVisit", "contact"):
         del bare[field]
     from_directory = weekly_activity(
-        id=f"{BASE}/activities/directory-walk",
+        id=f"{base}/activities/directory-walk",
         name="Directory Walk",
         lastVerified=verified(1),  # only the day a directory was read: not in the median
         **{"ext:verifiedBy": "harvest"},
     )
-    no_name = weekly_activity(id=f"{BASE}/activities/bad-postcode")
+    no_name = weekly_activity(id=f"{base}/activities/bad-postcode")
     del no_name["name"]
     no_name["location"]["address"]["postalCode"] = "CR4 1A"
-    bad_price = event_activity(id=f"{BASE}/activities/bad-price", categories=["nope"], price={})
+    bad_price = event_activity(id=f"{base}/activities/bad-price", categories=["nope"], price={})
     return [complete, lunch, bare, from_directory, no_name, bad_price]
 
 
 def test_the_quality_report_counts_a_known_data_set(make_feed, make_aggregator, database_url):
     feed = make_feed(page_size=10)
-    for item in known_items():
+    for item in known_items(feed.origin):
         feed.put(item)
     app = make_aggregator(database_url, CLOCK=lambda: NOW)
     source_id = follow(app, feed.feed_url)

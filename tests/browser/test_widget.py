@@ -271,7 +271,7 @@ def test_widget_error_state_offers_a_retry(page, serve, tmp_path):
 
 def test_hostile_text_is_only_ever_text(page, serve, tmp_path):
     app, aggregator = live_aggregator(serve, tmp_path)
-    make_hostile(app, "https://publisher.example/activities/mitcham-health-walk")
+    make_hostile(app, "Mitcham Health Walk")
     open_widget(page, serve, aggregator, near=HOME, radius="2")
     assert f"Knit and Natter {HOSTILE}" in names(page)
     assert f"Bring a friend {HOSTILE}" in page.locator("localfeed-activities li.item").nth(1).inner_text()

@@ -9,7 +9,7 @@ would provide (the POSTCODE_CSV setting).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from tests import factories
 HOME = "CR4 1AA"
 HOME_GEO = (51.4015, -0.1660)
 POSTCODES = {HOME: HOME_GEO, "SW19 2AA": (51.4214, -0.2064)}
+FEED_PATH = "/feeds/activities"  # where on its site the stand-in publisher serves its feed
 HOSTILE = '<img src=x onerror="document.title=\'pwned\'">'
 
 # Dates relative to today, so that the listings stay fresh (or stale) whenever the tests run.
@@ -64,11 +65,14 @@ def place(lat: float, lon: float, name: str, postcode: str) -> dict[str, Any]:
     }
 
 
-def activities() -> list[dict[str, Any]]:
-    """Four activities at known distances from HOME: about 0.1 km, 0.9 km, 1.2 km and 3.6 km."""
-    base = factories.BASE
+def activities(base: str = factories.BASE) -> list[dict[str, Any]]:
+    """Four activities at known distances from HOME: about 0.1 km, 0.9 km, 1.2 km and 3.6 km.
+
+    Published at ``base``: an aggregator takes them only from a feed on that site.
+    """
     modified = NOW.isoformat()
     lunch = factories.event_activity(
+        base=base,
         location=place(51.4022, -0.1655, "St Mark's Church Hall", "CR4 2LF"),
         capacity={"status": "waiting-list", "updatedAt": modified},
         startDate=LUNCH_START.isoformat(),
@@ -77,6 +81,7 @@ def activities() -> list[dict[str, Any]]:
         dateModified=modified,
     )
     walk = factories.weekly_activity(  # Mitcham Common, about 0.9 km away
+        base=base,
         capacity={"status": "spaces", "updatedAt": modified},
         lastVerified=WALK_VERIFIED.isoformat(),
         dateModified=modified,
@@ -112,20 +117,37 @@ def activities() -> list[dict[str, Any]]:
     return [lunch, walk, choir, shed]
 
 
-def feed_app(items: Iterable[Mapping[str, Any]]) -> Flask:
-    """An RPDE feed of ``items``, all in one page; the last page is empty and points at itself."""
-    app = Flask("publisher_feed")
-    numbered = [rpde.updated_item(item["id"], number, item) for number, item in enumerate(items, start=1)]
+def feed_app(items: Sequence[Mapping[str, Any]]) -> Flask:
+    """An RPDE feed of ``items``, all in one page; the last page is empty and points at itself.
 
-    @app.get("/feeds/activities")
+    ``items`` is read at each request, so a test may fill it once the feed is served and
+    its address (where the publisher mints its ids) is known: see :func:`serve_feed`.
+    """
+    app = Flask("publisher_feed")
+
+    @app.get(FEED_PATH)
     def feed() -> Response:
         after = int(request.args.get("afterChangeNumber", 0))
+        numbered = [rpde.updated_item(item["id"], number, item) for number, item in enumerate(items, start=1)]
         page = [item for item in numbered if item["modified"] > after]
         last = page[-1]["modified"] if page else after
         next_url = url_for("feed", afterChangeNumber=last, _external=True)
         return Response(rpde.encode_page(page, next_url), content_type=rpde.MEDIA_TYPE)
 
     return app
+
+
+def serve_feed(serve: Callable, make_items: Callable[[str], Iterable[Mapping[str, Any]]]) -> str:
+    """Serve a feed (at ``site + FEED_PATH``) of ``make_items(site)``; returns the ``site``.
+
+    The items are made once the site's address is known, so that their ids can be minted
+    there, as a real publisher mints them under its own address: an aggregator takes an
+    activity only from the feed on its id's site (aggregator.authority).
+    """
+    items: list[Mapping[str, Any]] = []
+    site = serve(feed_app(items)).url
+    items.extend(make_items(site))
+    return site
 
 
 def aggregator_app(tmp_path: Path, **config: Any) -> Flask:
@@ -153,14 +175,15 @@ def harvest(app: Flask, feed_url: str) -> None:
     assert result.status == "ok", result
 
 
-def make_hostile(app: Flask, item_id: str) -> None:
-    """Put HTML into a stored item's description and name, as a compromised upstream might.
+def make_hostile(app: Flask, name: str) -> None:
+    """Put HTML into the stored activity ``name``'s description and name, as a compromised upstream might.
 
     The contract refuses HTML in text, so a harvest can never store this; the pages and the
     widget must still show it as text (defence in depth), so the test writes it directly.
     """
     with app.extensions["engine"].begin() as conn:
-        row = conn.execute(select(merged).where(merged.c.item_id == item_id)).one()
+        rows = conn.execute(select(merged).where(merged.c.state == "updated")).all()
+        (row,) = [row for row in rows if row.data["name"] == name]
         data = copy.deepcopy(row.data)
         data["description"] = f"Bring a friend {HOSTILE}"
         data["name"] = f"Knit and Natter {HOSTILE}"
@@ -170,7 +193,7 @@ def make_hostile(app: Flask, item_id: str) -> None:
 
 def live_aggregator(serve: Callable, tmp_path: Path, **config: Any):
     """(aggregator app, its LiveServer) holding ``activities()`` harvested from a live feed."""
-    feed = serve(feed_app(activities()))
+    site = serve_feed(serve, activities)
     app = aggregator_app(tmp_path, **config)
-    harvest(app, f"{feed.url}/feeds/activities")
+    harvest(app, site + FEED_PATH)
     return app, serve(app)

@@ -101,7 +101,10 @@ def test_unsigned_and_badly_signed_deliveries_change_nothing(make_world):
     assert genuine.status_code == 202
     assert world.found("Forged Walk")  # the same bytes, correctly signed, are applied
 
-    # Only what we asked for is ever confirmed.
+    # Only what we asked for is ever confirmed: the subscription is active and no request of
+    # ours is pending, so even a check naming its own topic (with a new lease, or a denial)
+    # is answered 404 and changes nothing.
+    before = world.subscription()
     verify = {
         "hub.mode": "subscribe",
         "hub.topic": world.feed_url,
@@ -115,9 +118,12 @@ def test_unsigned_and_badly_signed_deliveries_change_nothing(make_world):
     other_topic = verify | {"hub.topic": world.feed_url + ".atom"}
     assert world.http.get(callback, params=other_topic).status_code == 404
     assert world.http.get(callback, params=verify | {"hub.mode": "unsubscribe"}).status_code == 404
-    echoed = world.http.get(callback, params=verify)
-    assert echoed.status_code == 200 and echoed.text == "c1"
-    assert echoed.headers["Content-Type"].startswith("text/plain")
+    unasked = world.http.get(callback, params=verify)
+    assert unasked.status_code == 404 and "c1" not in unasked.text
+    denied = {"hub.mode": "denied", "hub.topic": world.feed_url, "hub.reason": "unsubscribed by the test"}
+    assert world.http.get(callback, params=denied).status_code == 404
+    assert world.subscription() == before
+    assert (before.state, before.pending) == ("active", None)
     assert (
         world.http.post(f"{world.aggregator_url}/websub/callback/not-a-token", content=body).status_code
         == 410
