@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test lint bench demo
+.PHONY: test test-faults lint bench demo
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,8 +17,15 @@ lint: $(VENV)/.installed
 # Two processes by default (the tests are mostly waiting on servers); PYTEST_ARGS overrides.
 PYTEST_ARGS ?= -n 2
 
+# The fault suite (tests/faults: real processes killed at random) takes minutes, so it has its own target.
 test: lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not faults" $(PYTEST_ARGS)
+
+# One test at a time: each runs a whole network of processes, and crashes must not compete for the cores.
+FAULTS_PYTEST_ARGS ?= -n 0
+
+test-faults: $(VENV)/.installed
+	$(PY) -m pytest -m faults tests/faults $(FAULTS_PYTEST_ARGS)
 
 # A whole network on this machine (see docs/deploying.md); Ctrl-C stops it.
 demo: $(VENV)/.installed

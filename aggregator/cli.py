@@ -18,7 +18,14 @@ from aggregator.jobs import enqueue_due, run_scheduler, start_scheduler
 from aggregator.settings import job_config
 from aggregator.sources import DiscoveryError, add_source
 from aggregator.store import MIGRATIONS, merged, sources
+from aggregator.worker import (
+    HOUSEKEEPING_INTERVAL,
+    WORKER_TTL,
+    HousekeepingSimpleWorker,
+    HousekeepingWorker,
+)
 from federation.dbcommands import db_commands
+from federation.queue import redis_for
 
 
 def _app(ctx: click.Context) -> Flask:
@@ -50,7 +57,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         click.echo("No REDIS_URL: harvests run in this process.")
     else:
         click.echo(
-            f"Harvests go to rq queue {app.config['RQ_QUEUE']!r}; run `localfeed-aggregator schedule` too."
+            f"Harvests go to rq queue {app.config['RQ_QUEUE']!r}; run `localfeed-aggregator worker` "
+            "and `localfeed-aggregator schedule` too."
         )
     app.run(host=host, port=port, threaded=True)
 
@@ -65,6 +73,55 @@ def schedule(ctx: click.Context, once: bool) -> None:
         click.echo(f"Queued {len(enqueue_due(config))} harvest(s).")
         return
     run_scheduler(config, threading.Event())
+
+
+@main.command()
+@click.argument("queues", nargs=-1)
+@click.option("--name", default=None, help="A fixed name for this worker; it can restart under it at once.")
+@click.option("--burst", is_flag=True, help="Run the jobs queued now, then exit.")
+@click.option(
+    "--with-scheduler/--without-scheduler",
+    default=True,
+    show_default=True,
+    help="Also run the jobs rq holds back for later (delivery retries).",
+)
+@click.option(
+    "--in-process",
+    is_flag=True,
+    help="Run each job in the worker's own process, not a forked child (killing the worker kills its job).",
+)
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    queues: tuple[str, ...],
+    name: str | None,
+    burst: bool,
+    with_scheduler: bool,
+    in_process: bool,
+) -> None:
+    """Run the jobs queued on Redis (harvests, subscriptions, deliveries): rq's worker, with housekeeping.
+
+    QUEUES default to RQ_QUEUE. At start and every minute it fails the jobs of workers that
+    were killed, so their sources are harvested again, and a restart under a fixed --name
+    is not refused because the killed worker's registration is still there.
+    """
+    if ctx.obj is None:
+        ctx.obj = create_app({"HUB_WORKER": False})  # the web process runs the hub's thread
+    app = ctx.obj
+    if not app.config["REDIS_URL"]:
+        raise click.ClickException(
+            "REDIS_URL is not set, so there is no queue to work on: without Redis, harvests run in "
+            "`localfeed-aggregator schedule` (or `serve`). Set REDIS_URL to the Redis the web app uses."
+        )
+    worker_class = HousekeepingSimpleWorker if in_process else HousekeepingWorker
+    rq_worker = worker_class(
+        list(queues) or [app.config["RQ_QUEUE"]],
+        connection=redis_for(app.config["REDIS_URL"]),
+        name=name,
+        worker_ttl=WORKER_TTL,
+        maintenance_interval=HOUSEKEEPING_INTERVAL,
+    )
+    rq_worker.work(burst=burst, with_scheduler=with_scheduler)
 
 
 @main.command("add-source")

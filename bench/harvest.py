@@ -206,8 +206,9 @@ class Replay:
 
     def __init__(self, recorded: dict[str, Fetched]):
         self.recorded = recorded
+        self.total_timeout = 30.0
 
-    def get(self, url: str, headers: Any = None) -> Fetched:
+    def get(self, url: str, headers: Any = None, **_options: Any) -> Fetched:
         return self.recorded[url]
 
 

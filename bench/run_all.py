@@ -16,7 +16,16 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 # Cheapest first, so a quick look at the first figures needs no waiting.
-BENCHMARKS = ["widget.py", "harvest.py", "propagation.py", "query.py"]
+BENCHMARKS = [
+    "widget.py",
+    "harvest.py",
+    "propagation.py",
+    "query.py",
+    "feeds.py",
+    "adapters.py",
+    "hostile.py",
+    "convergence.py",
+]
 
 
 def main() -> int:

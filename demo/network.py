@@ -613,10 +613,9 @@ def _start(network: Network, state_dir: Path, ports: Iterator[int], redis_url: s
     )
     if with_redis:
         network.redis_queue = (redis_url, aggregator.queue)
-        # SimpleWorker runs jobs in the worker's own process: no fork and re-import per job,
+        # --in-process runs jobs in the worker's own process: no fork and re-import per job,
         # so the demo's many small jobs take milliseconds, not seconds.
-        worker = [tool("rq"), "worker", aggregator.queue, "--url", redis_url, "--with-scheduler"]
-        network.start("rq-worker", [*worker, "--worker-class", "rq.worker.SimpleWorker"], settings)
+        network.start("rq-worker", [cli, "worker", aggregator.queue, "--in-process"], settings)
         network.start("scheduler", [cli, "schedule"], settings)
     else:
         why = f"no Redis answers at {redis_url}" if redis_url else "--no-redis"

@@ -22,7 +22,7 @@ from tests.factories import weekly_activity
 
 def test_cli_adds_harvests_and_creates_operators(make_feed, tmp_path):
     feed = make_feed()
-    feed.put(weekly_activity(id="https://walkers.example/1"))
+    feed.put(weekly_activity(id=feed.activity_id("1")))
     env = {
         "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite'}",
         "INSTANCE_PATH": str(tmp_path / "instance"),  # where the generated SECRET_KEY is kept
@@ -60,11 +60,11 @@ def test_cli_adds_harvests_and_creates_operators(make_feed, tmp_path):
 def test_reindex_rebuilds_the_search_index_from_the_merged_items(make_feed, make_aggregator, database_url):
     feed = make_feed()
     for n in range(4):
-        feed.put(weekly_activity(id=f"https://walkers.example/{n}", name=f"Walk {n}"))
+        feed.put(weekly_activity(id=feed.activity_id(str(n)), name=f"Walk {n}"))
     app = make_aggregator(database_url)
     source_id = follow(app, feed.feed_url)
     assert harvest_source(source_id, job_config(app)).status == "ok"
-    feed.delete("https://walkers.example/3")
+    feed.delete(feed.activity_id("3"))
     assert harvest_source(source_id, job_config(app)).status == "ok"
     client, engine = app.test_client(), app.extensions["engine"]
 
@@ -93,7 +93,7 @@ def test_a_rebuild_that_fails_leaves_the_old_index_whole(make_feed, make_aggrega
     """The rebuild is one transaction, DROP and CREATE included (SQLite would commit those alone)."""
     feed = make_feed()
     for n in range(2):
-        feed.put(weekly_activity(id=f"https://walkers.example/{n}", name=f"Walk {n}"))
+        feed.put(weekly_activity(id=feed.activity_id(str(n)), name=f"Walk {n}"))
     app = make_aggregator(database_url)
     assert harvest_source(follow(app, feed.feed_url), job_config(app)).status == "ok"
     engine = app.extensions["engine"]
@@ -111,7 +111,7 @@ def test_a_rebuild_that_fails_leaves_the_old_index_whole(make_feed, make_aggrega
 
 def test_the_in_process_scheduler_harvests_due_sources_once(make_feed, make_aggregator):
     feed = make_feed()
-    feed.put(weekly_activity(id="https://walkers.example/1"))
+    feed.put(weekly_activity(id=feed.activity_id("1")))
     app = make_aggregator(SCHEDULER_TICK=0.05)
     source_id = follow(app, feed.feed_url)
     config = job_config(app)
@@ -132,7 +132,7 @@ def test_the_in_process_scheduler_harvests_due_sources_once(make_feed, make_aggr
     assert source_row(app, source_id).last_status == "ok"
     [rolled] = next_starts(app)
     assert utcnow() < rolled < utcnow() + timedelta(days=8)  # the next weekly walk
-    assert list(live(app)) == ["https://walkers.example/1"]
+    assert list(live(app)) == [feed.activity_id("1")]
     # Harvested just now: not due again until HARVEST_INTERVAL has passed.
     assert enqueue_due(config) == []
     assert len([path for path, _status in feed.requests if path.startswith("/feed")]) == 2
@@ -145,8 +145,8 @@ def next_starts(app):
 
 def test_a_stuck_or_failing_source_blocks_no_other(make_feed, make_aggregator, database_url):
     stuck, healthy = make_feed(), make_feed()
-    stuck.put(weekly_activity(id="https://stuck.example/1"))
-    healthy.put(weekly_activity(id="https://healthy.example/1", name="Healthy walk"))
+    stuck.put(weekly_activity(id=stuck.activity_id("1")))
+    healthy.put(weekly_activity(id=healthy.activity_id("1"), name="Healthy walk"))
     stuck.gate.clear()
     app = make_aggregator(database_url)
     config = job_config(app)
@@ -156,9 +156,20 @@ def test_a_stuck_or_failing_source_blocks_no_other(make_feed, make_aggregator, d
     assert healthy_job.result(timeout=30).status == "ok"
     assert failing_job.result(timeout=30).status == "error"
     assert not stuck_job.done()  # still waiting on its server
-    assert list(live(app)) == ["https://healthy.example/1"]
+    assert list(live(app)) == [healthy.activity_id("1")]
     assert "HTTP 500" in source_row(app, ids[2]).last_error["cause"]
 
     stuck.gate.set()
     assert stuck_job.result(timeout=30).status == "ok"
-    assert sorted(live(app)) == ["https://healthy.example/1", "https://stuck.example/1"]
+    assert sorted(live(app)) == sorted([healthy.activity_id("1"), stuck.activity_id("1")])
+
+
+def test_the_worker_command_without_redis_says_where_harvests_run(tmp_path):
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite'}",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "REDIS_URL": "",
+    }
+    result = CliRunner().invoke(main, ["worker", "--burst"], env=env)
+    assert result.exit_code == 1
+    assert "REDIS_URL is not set" in result.output and "localfeed-aggregator schedule" in result.output
