@@ -187,7 +187,7 @@ def entry_result(entry: Any, feed_url: str, now: datetime) -> Change | Unmapped:
                 )
                 candidate = openactive.map_opportunity(
                     thing,
-                    own or m.minted_id(feed_url, ref),
+                    m.item_id_for(feed_url, own, ref),
                     now,
                     changed=changed,
                     default_category="social-club",

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from aggregator.adapters.base import Change, Unmapped
+from aggregator.authority import SourceAuthority
 from schema import is_valid_activity, normalise_postcode, validate_activity
 from schema.vocab import categories as category_vocabulary
 
@@ -236,6 +237,18 @@ def feed_base(url: str) -> str:
 def minted_id(feed_url: str, source_id: Any) -> str:
     """``<feed url>#<source id>``: stable for as long as the source keeps its own ids."""
     return f"{feed_base(feed_url)}#{quote(str(source_id), safe='')}"
+
+
+def item_id_for(feed_url: str, own: str | None, fallback: Any) -> str:
+    """The item's own URL when it is on the feed's site, else an id namespaced under the feed.
+
+    A feed may only give ids on its own site (aggregator.authority), so an event whose page is
+    elsewhere (an Eventbrite link, a booking system's domain) is named under the feed; its own
+    URL still goes into ``sameAs``, where it merges with that site's own copy.
+    """
+    if own and SourceAuthority.of([feed_url], relays=False).speaks_for(own):
+        return own
+    return minted_id(feed_url, own or fallback)
 
 
 def freshness(source_date: Any, harvested_at: datetime) -> dict[str, str]:

@@ -229,7 +229,7 @@ class _SeriesSeen:
         embedded = parent if isinstance(parent, dict) and thing_type(parent) in _SERIES_TYPES else None
         if (item_id is None or item_id not in self._series) and embedded is not None:
             parent_id = embedded.get("@id") or embedded.get("id")
-            item_id = http_url(parent_id) or m.minted_id(self.feed_url, parent_id or session.get("@id"))
+            item_id = m.item_id_for(self.feed_url, http_url(parent_id), parent_id or session.get("@id"))
             self.add_series(item_id, embedded, None)
         if item_id is None or item_id not in self._series:
             return False
@@ -268,7 +268,7 @@ def _document_page(document: Any, url: str, harvested_at: datetime) -> Page:
         budget.spend(items=1)
         if isinstance(thing, dict) and thing_type(thing) in EVENT_TYPES:
             own = http_url(thing.get("@id")) or http_url(thing.get("url"))
-            item_id = own or m.minted_id(url, index)
+            item_id = m.item_id_for(url, own, index)
             ref = f"{thing_type(thing)} {own or index}"
             page.add(m.guarded(ref, ref, lambda: map_opportunity(thing, item_id, harvested_at).result()))  # noqa: B023
     if not page.changes and not page.unmapped:

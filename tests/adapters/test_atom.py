@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from aggregator.adapters import atom, detect
-from aggregator.adapters.mapping import VERIFIED_BY
+from aggregator.adapters.mapping import VERIFIED_BY, minted_id
 from federation.feeds.atom import Tombstone, render_atom
 from federation.feeds.common import FeedInfo
 from schema import validate_activity
@@ -77,7 +77,10 @@ def test_json_ld_events_in_rss_are_mapped_and_news_is_not(site, fetch_for):
     (change,) = page.changes
     activity = change.data
     assert validate_activity(activity) == []
-    assert change.id == "https://stmarks.example/events/carol-singing"
+    # The event's page is on another site than the feed: its id is namespaced under the feed (a feed
+    # speaks only for its own site), and the page's URL is kept in sameAs to merge with its own copy.
+    assert change.id == minted_id(url, "https://stmarks.example/events/carol-singing")
+    assert activity["sameAs"] == ["https://stmarks.example/events/carol-singing"]
     assert activity["type"] == "Event" and activity["name"] == "Carol Singing Around the Tree"
     assert activity["description"] == "Mince pies and carols for everyone."  # text, not HTML
     assert (activity["startDate"], activity["endDate"]) == (
@@ -101,7 +104,7 @@ def test_a_broken_feed_is_reported_and_what_can_be_read_is_kept(site, fetch_for)
     broken = RSS.replace(b"</channel></rss>", b"<item><title>Half an item</title>")
     url = site.file("/broken.rss", broken, "application/rss+xml")
     (page,) = atom.pages(fetch_for(url), url, None, now=NOW)
-    assert [c.id for c in page.changes] == ["https://stmarks.example/events/carol-singing"]
+    assert [c.id for c in page.changes] == [minted_id(url, "https://stmarks.example/events/carol-singing")]
     assert not page.snapshot  # an entry lost to the break must not count as removed
     feed_problem = next(u for u in page.unmapped if u.ref == url)
     assert (
