@@ -13,10 +13,11 @@ from sqlalchemy import Engine, func, select
 
 from aggregator import create_app, search_index
 from aggregator.auth import create_operator
+from aggregator.discovery import DiscoveryError
 from aggregator.harvest import harvest_source, place_waiting_rows
 from aggregator.jobs import enqueue_due, run_scheduler, start_scheduler
 from aggregator.settings import job_config
-from aggregator.sources import DiscoveryError, add_source
+from aggregator.sources import add_source
 from aggregator.store import MIGRATIONS, merged, sources
 from aggregator.worker import (
     HOUSEKEEPING_INTERVAL,
@@ -136,7 +137,10 @@ def worker(
 def add_source_command(
     ctx: click.Context, url: str, approve: bool, trust: int, kind: str | None, name: str
 ) -> None:
-    """Follow the feed at URL, or the feed a publisher's home page at URL links to."""
+    """Follow the feed at URL, or the feed a publisher's home page at URL links to.
+
+    The search for the feed is waited for here (a command line waits), within its time limit.
+    """
     app = _app(ctx)
     try:
         source_id = add_source(

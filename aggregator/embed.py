@@ -3,7 +3,9 @@
 Every page here renders the same result as ``GET /api/activities`` (it calls the same
 ``aggregator.query.search``), so a website's iframe, a link worker's printout and the
 ``<localfeed-activities>`` widget can never disagree. The pages work without JavaScript;
-feed text reaches HTML only through Jinja's autoescaping and links only when http(s).
+feed text reaches HTML only through Jinja's autoescaping and links only when http(s). Each
+result is put in words under the shared guard (:func:`federation.feeds.common.render_each`):
+one that cannot be is left off the page, which is still served.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from werkzeug.security import safe_join
 
 from aggregator import api, geocode, query
 from federation.clock import clock
-from federation.feeds.common import page_text, renderable
+from federation.feeds.common import page_text, render_each, renderable, vocab_label
 from schema import schedule, vocab
 from schema.price import describe_price
 from schema.text import http_url
@@ -183,7 +185,7 @@ def present(item: Mapping[str, Any], aff: str | None = None) -> Entry:
         distance=distance,
         cost=describe_price(activity.get("price") or {}),
         space=space,
-        access=[vocab.label("accessibility", a) for a in location.get("accessibility") or []],
+        access=[vocab_label("accessibility", a) for a in location.get("accessibility") or []],
         booking=booking_words,
         booking_link=booking_link,
         contact=[c for c in (contact.get("name"), contact.get("telephone"), contact.get("email")) if c],
@@ -195,6 +197,11 @@ def present(item: Mapping[str, Any], aff: str | None = None) -> Entry:
         vouched_by=[str(name) for name in item.get("vouchedBy") or []],
         json_ld=[event_json_ld(activity, start, end, place) for start, end in occurrences],
     )
+
+
+def present_each(items: Iterable[Mapping[str, Any]], aff: str | None, *, where: str) -> list[Entry]:
+    """Each result in words (:func:`present`); one that cannot be put in words is left out and logged."""
+    return list(render_each(items, lambda item: present(item, aff), where=where))
 
 
 def event_json_ld(activity: Mapping[str, Any], start: datetime, end: datetime, place: str) -> dict[str, Any]:
@@ -268,7 +275,7 @@ def embed_list() -> Response:
     except SearchFailed as failure:
         error = str(failure)
     else:
-        entries = [present(item, aff) for item in body["items"]]
+        entries = present_each(body["items"], aff, where="Embedded list")
         if body.get("next_cursor"):
             next_url = url_for(".embed_list", **{**request.args.to_dict(), "cursor": body["next_cursor"]})
     print_query: dict[str, Any] = {k: v for k, v in params.items() if k != "cursor"}  # Any: as url_for's
@@ -307,7 +314,7 @@ def embed_print() -> Response:
     aff = request.args.get("aff")
     error, entries = "", []
     try:
-        entries = [present(item, aff) for item in all_items(params)]
+        entries = present_each(all_items(params), aff, where="Printed list")
     except SearchFailed as failure:
         error = str(failure)
     page = render_template(
@@ -325,7 +332,7 @@ def describe_query(params: Mapping[str, str]) -> str:
     """The search in words, printed at the top of the sheet: "Walking within 2 km of CR4 1AA"."""
     words = []
     if params.get("category"):
-        words.append(" or ".join(vocab.label("categories", c) for c in params["category"].split(",")))
+        words.append(" or ".join(vocab_label("categories", c) for c in params["category"].split(",")))
     else:
         words.append("Activities")
     if params.get("free") in ("true", "1", "yes"):

@@ -115,7 +115,7 @@ def _changes(after: int, limit: int) -> list[dict[str, Any]]:
     with current_app.extensions["engine"].connect() as conn:
         changes = merged_changes(conn, merged.c.change_number > after, limit=limit)
     builder, base = feed_builder(current_app.config), own_url()
-    return [builder.rpde_item(change, base) for change in changes]
+    return builder.rpde_items(changes, base)
 
 
 @bp.get(ATOM_PATH)

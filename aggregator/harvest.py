@@ -34,7 +34,7 @@ from aggregator.store import chunks, copies, counter, init_store, quarantine, so
 from federation.clock import utcnow
 from federation.db import make_engine, next_change_numbers
 from federation.fetch import AddressPolicy, Fetched, FetchError, GuardedClient
-from schema import is_valid_activity, normalise_activity_postcode, validate_activity
+from schema import is_valid_activity, normalise_activity_postcode, outsized, validate_activity
 from schema.rpde import PageError
 
 log = logging.getLogger(__name__)
@@ -761,13 +761,10 @@ def _refusals(
     now: datetime,
 ) -> list[dict[str, str]]:
     """Why an item cannot be taken from this source: the contract, its origin, its dates; [] if it can."""
-    if _deeper_than(data, MAX_DEPTH):
-        message = f"the item is nested more than {MAX_DEPTH} levels deep; an activity needs only a few"
-        return [{"path": "$", "code": "too-deep", "message": message}]
-    size = len(orjson.dumps(data))
-    if size > MAX_ITEM_BYTES:
-        message = f"the item is {size:,} bytes long; an activity may be at most {MAX_ITEM_BYTES:,}"
-        return [{"path": "$", "code": "too-large", "message": message}]
+    # The contract's limits on nesting and size, first and alone: more is an attack on the validator's time.
+    too_big = outsized(data)
+    if too_big is not None:
+        return [too_big.to_dict()]
     problems = [] if is_valid_activity(data) and data.get("id") == item_id else _problems(item_id, data)
     foreign = authority.refusal(item_id, upstream)
     if foreign:
@@ -776,25 +773,6 @@ def _refusals(
     if future:
         problems.append({"path": "$", "code": "future-date", "message": f"{future}."})
     return problems
-
-
-# An activity is a few levels deep and a few KB long; far more is an attack on the validator's time.
-MAX_DEPTH = 20
-MAX_ITEM_BYTES = 100_000
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether ``value`` nests dicts and lists more than ``limit`` deep (without recursing itself)."""
-    level: list[Any] = [value]
-    for _ in range(limit + 1):
-        level = [
-            child
-            for node in level
-            for child in (node.values() if isinstance(node, dict) else node if isinstance(node, list) else ())
-        ]
-        if not level:
-            return False
-    return True
 
 
 def _tombstones_of(conn: Connection, source_id: int, item_ids: Iterable[str]) -> dict[str, str]:

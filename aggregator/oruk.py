@@ -8,7 +8,9 @@ serves the same activity.
 
 Fields follow the UK profile (https://github.com/OpenReferralUK/uk-profile, schema/):
 the list endpoint gives one-to-one fields in the paging envelope, the detail endpoint
-the fully nested service.
+the fully nested service. Each service is built under the shared guard
+(:func:`federation.feeds.common.render_each`): the list leaves out one that cannot be
+built, and the detail endpoint falls back to the one-to-one fields, then to the id alone.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from sqlalchemy import func, select
 
 from aggregator.adapters.mapping import VERIFIED_BY
 from aggregator.store import merged
+from federation.feeds.common import render_each, render_one, vocab_label
 from schema.vocab import accessibility as access_vocabulary
-from schema.vocab import label
 
 bp = Blueprint("oruk", __name__, url_prefix="/oruk")
 
@@ -79,7 +81,7 @@ def services() -> Any:
             .limit(per_page)
             .offset((page - 1) * per_page)
         ).all()
-    contents = [summary(row.data) for row in rows if row.data]
+    contents = list(render_each((row.data for row in rows if row.data), summary, where="ORUK services"))
     total_pages = max(1, -(-total // per_page))
     return jsonify(
         {
@@ -104,7 +106,11 @@ def service(wanted: str) -> Any:
             if service_id(row.item_id) == wanted:
                 data = conn.execute(select(merged.c.data).where(merged.c.item_id == row.item_id)).scalar_one()
                 if data:
-                    return jsonify(full_service(data))
+                    return jsonify(
+                        render_one(data, full_service, where="ORUK service")
+                        or render_one(data, summary, where="ORUK service in brief")
+                        or {"id": wanted, "url": row.item_id}
+                    )
     raise _BadRequest(404, f"No service has the id {wanted!r}; the ids are listed at /oruk/services.")
 
 
@@ -157,6 +163,7 @@ def full_service(activity: Mapping[str, Any]) -> dict[str, Any]:
     ]
     location = activity.get("location")
     if location:
+        address = location.get("address") or {}
         place: dict[str, Any] = {
             "id": child("location"),
             "location_type": "physical",
@@ -165,16 +172,16 @@ def full_service(activity: Mapping[str, Any]) -> dict[str, Any]:
                 {
                     "id": child("address"),
                     "location_id": child("location"),
-                    "address_1": location["address"]["streetAddress"],
-                    "city": location["address"]["addressLocality"],
+                    "address_1": address.get("streetAddress", ""),
+                    "city": address.get("addressLocality", ""),
                     "state_province": "",
-                    "postal_code": location["address"]["postalCode"],
+                    "postal_code": address.get("postalCode", ""),
                     "country": "GB",
                     "address_type": "physical",
                 }
             ],
             "accessibility": [
-                {"id": child("accessibility", i), "description": label("accessibility", feature)}
+                {"id": child("accessibility", i), "description": vocab_label("accessibility", feature)}
                 for i, feature in enumerate(location.get("accessibility", []))
                 if feature in access_vocabulary()
             ],
@@ -202,7 +209,7 @@ def full_service(activity: Mapping[str, Any]) -> dict[str, Any]:
                 },
             }
         ]
-    price = activity["price"]
+    price = activity.get("price") or {}
     cost = {"id": child("cost"), "service_id": sid, "url": page}
     if price.get("isFree") or "amount" in price:
         cost.update(currency="GBP", amount=0 if price.get("isFree") else price["amount"])
@@ -228,13 +235,13 @@ def full_service(activity: Mapping[str, Any]) -> dict[str, Any]:
                 "id": str(
                     uuid.uuid5(uuid.NAMESPACE_URL, f"https://localfeed.org/vocab/categories#{category}")
                 ),
-                "name": label("categories", category),
-                "term": label("categories", category),
+                "name": vocab_label("categories", category),
+                "term": vocab_label("categories", category),
                 "code": category,
                 "taxonomy": "Localfeed categories",
             },
         }
-        for i, category in enumerate(activity["categories"])
+        for i, category in enumerate(activity.get("categories") or ())
     ]
     return found
 
@@ -253,7 +260,7 @@ def _schedules(activity: Mapping[str, Any]) -> list[dict[str, Any]]:
             }
         ]
     found = []
-    for entry in activity.get("schedule", []):
+    for entry in activity.get("schedule") or ():
         frequency, interval = _FREQUENCY[entry["repeatFrequency"]]
         week = entry.get("byMonthWeek")
         fields: dict[str, Any] = {

@@ -27,6 +27,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from aggregator.auth import operator_required, signed_in_operator_id
+from aggregator.discovery import awaiting_approval
 from aggregator.freshness import confirmed_by_organiser
 from aggregator.store import copies, quarantine, sources
 from federation.clock import clock
@@ -200,7 +201,7 @@ def _source_row(source_id: int) -> Any:
     """The source, as public as its page: a pending join request is the operator's business only."""
     with current_app.extensions["engine"].connect() as conn:
         row = conn.execute(select(sources).where(sources.c.id == source_id)).first()
-    if row is None or (row.state == "pending" and signed_in_operator_id() is None):
+    if row is None or (awaiting_approval(row) and signed_in_operator_id() is None):
         abort(404)
     return row
 

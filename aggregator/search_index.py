@@ -45,7 +45,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -274,13 +274,22 @@ def _placed(position: tuple[float, float] | None) -> dict[str, Any]:
 def _local_starts(activity: Mapping[str, Any]) -> Iterable[tuple[int, time]]:
     """(weekday number, local start time) of each way the activity takes place."""
     if activity.get("type") == "Event":
-        start = datetime.fromisoformat(activity["startDate"]).astimezone(ZoneInfo(DEFAULT_TIMEZONE))
-        yield start.weekday(), start.time()
+        start = _in_zone(datetime.fromisoformat(activity["startDate"]), ZoneInfo(DEFAULT_TIMEZONE))
+        if start is not None:
+            yield start.weekday(), start.time()
         return
     for entry in activity.get("schedule") or ():
         starts_at = time.fromisoformat(entry["startTime"])
         for day in entry.get("byDay") or ():
             yield WEEKDAYS.index(day), starts_at
+
+
+def _in_zone(when: datetime, zone: tzinfo) -> datetime | None:
+    """``when`` in ``zone``, or None for an instant at the ends of the calendar with no place there."""
+    try:
+        return when.astimezone(zone)
+    except (OverflowError, ValueError):
+        return None
 
 
 def time_of_day(start: time) -> str:
@@ -345,7 +354,7 @@ def _row(activity: Mapping[str, Any], position: tuple[float, float] | None, own_
         "audiences": _bars(activity.get("audiences") or ()),
         "accessibility": _bars(location.get("accessibility") or ()),
         "capacity_status": capacity.get("status"),
-        "capacity_at": stated.astimezone(UTC) if stated else None,
+        "capacity_at": _in_zone(stated, UTC) if stated else None,
         "last_verified": date.fromisoformat(activity["lastVerified"]),
         "confirmed": confirmed_by_organiser(activity),
         "status": activity.get("status") or "scheduled",

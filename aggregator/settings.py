@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "HARVEST_MAX_PAGES": 1_000,  # requests, counting every page and ORUK detail call
     "HARVEST_MAX_ITEMS": 100_000,
     "HARVEST_MAX_BYTES": 200_000_000,
+    "DISCOVERY_TIME_LIMIT": 60.0,  # seconds to find a source's feed (home page and candidates), as a job
     "JOB_TIMEOUT": 3600,  # seconds an rq worker lets one job run before stopping it
     "SCHEDULER_TICK": 15.0,  # seconds between the scheduler's looks for due sources
     "LOGIN_RATE_LIMIT": "10 per minute",

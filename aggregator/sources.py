@@ -1,21 +1,18 @@
 """Sources: what this aggregator follows, who decides, and how each source is doing.
 
-Operators add a feed or a publisher's home page (the feed is discovered), approve,
-pause, remove and set trust. Anyone may ask to be included; nothing is harvested until
-an operator approves. The public pages say whom we follow (``/sources.json``, so that
-aggregators find each other without a central registry) and how each source is doing,
-including every item we refused and why, so the publisher can fix it.
+Operators add a feed or a publisher's home page (the feed is discovered, as a job:
+aggregator.discovery), approve, pause, remove, set trust and find a feed again. Anyone may
+ask to be included; nothing is harvested until an operator approves. The public pages say
+whom we follow (``/sources.json``, so that aggregators find each other without a central
+registry) and how each source is doing, including every item we refused and why, so the
+publisher can fix it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date, timedelta
-from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urljoin
 
 from flask import (
     Blueprint,
@@ -28,14 +25,24 @@ from flask import (
     request,
     url_for,
 )
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from aggregator.adapters import ADAPTERS, detect
+from aggregator.adapters import ADAPTERS, localfeed
 from aggregator.auth import operator_required, signed_in_operator_id
+from aggregator.discovery import (
+    DISCOVERING,
+    NO_FEED,
+    Discovered,
+    DiscoveryError,
+    awaiting_approval,
+    discover,
+    find_feed,
+    searching,
+    start_discovery,
+)
 from aggregator.extensions import limiter
 from aggregator.feeds import own_url
-from aggregator.harvest import guarded_client
 from aggregator.jobs import enqueue_harvest
 from aggregator.merge import recompute
 from aggregator.quality import refused_by_reason
@@ -43,144 +50,35 @@ from aggregator.settings import job_config
 from aggregator.store import copies, counter, merged, quarantine, sources
 from federation.clock import utcnow
 from federation.db import inserted_id, next_change_numbers
-from federation.fetch import FetchError, GuardedClient
+
+# Discovery lives in aggregator.discovery; these names stay importable from here.
+__all__ = ["Discovered", "DiscoveryError", "add_source", "add_source_later", "bp", "discover"]
 
 bp = Blueprint("sources", __name__)
 
 # Items verified longer ago than this are counted as stale on the source page.
 STALE_AFTER_DAYS = 90
-_DISCOVERY_CANDIDATES = 6
+# Where a source stands while its feed is not known yet: it stores the address given.
+_NO_FEED_YET = (DISCOVERING, NO_FEED)
 
 
-class DiscoveryError(ValueError):
-    """No feed could be found at the address given; the message says why and what to try."""
+def _checked(trust: int, kind: str | None) -> None:
+    if not 0 <= trust <= 100:
+        raise ValueError(f"Trust {trust} is out of range; give a whole number from 0 to 100.")
+    if kind is not None and kind not in ADAPTERS:
+        raise ValueError(f"Unknown feed kind {kind!r}; use one of: {', '.join(ADAPTERS)}.")
 
 
-@dataclass(frozen=True)
-class Discovered:
-    feed_url: str
-    kind: str
-    name: str
-
-
-class _FeedLinks(HTMLParser):
-    """Collects what a publisher's home page says about its feeds: alternate links and JSON-LD."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.links: list[str] = []
-        self.title = ""
-        self._json_ld: list[str] = []
-        self._in_json_ld = False
-        self._in_title = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {name: value or "" for name, value in attrs}
-        if (
-            tag == "link"
-            and "alternate" in attributes.get("rel", "").lower().split()
-            and attributes.get("href")
-        ):
-            self.links.append(attributes["href"])
-        elif tag == "script" and attributes.get("type", "").lower() == "application/ld+json":
-            self._in_json_ld = True
-            self._json_ld.append("")
-        elif tag == "title":
-            self._in_title = True
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "script":
-            self._in_json_ld = False
-        elif tag == "title":
-            self._in_title = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_json_ld:
-            self._json_ld[-1] += data
-        elif self._in_title:
-            self.title += data
-
-    def datasets(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for text in self._json_ld:
-            try:
-                document = json.loads(text)
-            except ValueError:
-                continue
-            stack = document if isinstance(document, list) else [document]
-            while stack:
-                node = stack.pop(0)
-                if not isinstance(node, dict):
-                    continue
-                stack.extend(node.get("@graph", []))
-                types = node.get("@type")
-                if types == "Dataset" or (isinstance(types, list) and "Dataset" in types):
-                    found.append(node)
-        return found
-
-
-def _distribution_urls(dataset: Mapping[str, Any]) -> list[str]:
-    distribution = dataset.get("distribution") or []
-    if isinstance(distribution, dict):
-        distribution = [distribution]
-    return [
-        url
-        for d in distribution
-        if isinstance(d, dict) and (url := d.get("contentUrl") or d.get("url"))
-    ]
-
-
-def discover(client: GuardedClient, url: str) -> Discovered:
-    """The feed at ``url``: the URL itself if it is a feed, else the best feed its page links to.
-
-    Our own RPDE format is preferred over the others, as it carries everything.
-    """
-    fetched = _get(client, url)
-    kind = detect(fetched.content_type, fetched.content)
-    if kind is not None:
-        return Discovered(fetched.url, kind, "")
-    page = _FeedLinks()
-    page.feed(fetched.text)
-    name = page.title.strip()
-    candidates: list[str] = []
-    for dataset in page.datasets():
-        name = str(dataset.get("name") or name)
-        candidates += _distribution_urls(dataset)
-    candidates += page.links
-    candidates = list(dict.fromkeys(urljoin(fetched.url, c) for c in candidates))[:_DISCOVERY_CANDIDATES]
-    if not candidates:
-        raise DiscoveryError(
-            f"{url} is neither a feed we can read nor a page that links to one (no JSON-LD Dataset "
-            'distribution and no <link rel="alternate">). Give the feed\'s own address instead.'
-        )
-    rank = {kind: position for position, kind in enumerate(ADAPTERS)}
-    found: list[Discovered] = []
-    for candidate in candidates:
-        try:
-            response = _get(client, candidate)
-        except DiscoveryError:
-            continue
-        kind = detect(response.content_type, response.content)
-        if kind is not None:
-            found.append(Discovered(response.url, kind, name))
-            if rank[kind] == 0:
-                break  # nothing can beat it
-    if not found:
-        raise DiscoveryError(
-            f"{url} links to {len(candidates)} feed(s) ({', '.join(candidates)}) but none is in a format "
-            f"this aggregator reads ({', '.join(ADAPTERS)})."
-        )
-    return min(found, key=lambda d: rank[d.kind])
-
-
-def _get(client: GuardedClient, url: str):
-    try:
-        response = client.get(url)
-    except FetchError as exc:
-        raise DiscoveryError(str(exc)) from None
-    if response.status >= 400:
-        raise DiscoveryError(f"{url} answered HTTP {response.status}; check the address.")
-    return response
+def _insert(conn: Connection, url: str, feed_url: str, **values: Any) -> int:
+    """Store a source, unless one already has this feed (or this address, while its feed is unknown)."""
+    duplicate = conn.execute(
+        select(sources.c.id).where(or_(sources.c.feed_url == feed_url, sources.c.url == feed_url))
+    ).scalar()
+    if duplicate is not None:
+        raise ValueError(f"The feed {feed_url} is already source {duplicate}; change that one instead.")
+    return inserted_id(
+        conn.execute(insert(sources).values(url=url, feed_url=feed_url, created_at=utcnow(), **values))
+    )
 
 
 def add_source(
@@ -196,33 +94,55 @@ def add_source(
     request_message: str | None = None,
     config: Mapping[str, Any],
 ) -> int:
-    """Store a new source for ``url``, discovering its feed unless ``kind`` (and so the feed) is given."""
-    if not 0 <= trust <= 100:
-        raise ValueError(f"Trust {trust} is out of range; give a whole number from 0 to 100.")
-    if kind is not None and kind not in ADAPTERS:
-        raise ValueError(f"Unknown feed kind {kind!r}; use one of: {', '.join(ADAPTERS)}.")
+    """Store a new source for ``url``, discovering its feed unless ``kind`` (and so the feed) is given.
+
+    Discovery is waited for here (within its time limit), as the command line does; the
+    operator's pages use :func:`add_source_later`, which answers at once.
+    """
+    _checked(trust, kind)
     if kind is None:
-        with guarded_client(config) as client:
-            found = discover(client, url)
+        found = find_feed(url, config)
         feed_url, kind, name = found.feed_url, found.kind, name or found.name
     feed_url = feed_url or url
     with engine.begin() as conn:
-        duplicate = conn.execute(select(sources.c.id).where(sources.c.feed_url == feed_url)).scalar()
-        if duplicate is not None:
-            raise ValueError(f"The feed {feed_url} is already source {duplicate}; change that one instead.")
-        return inserted_id(conn.execute(
-            insert(sources).values(
-                url=url,
-                feed_url=feed_url,
-                kind=kind,
-                name=name or feed_url,
-                state=state,
-                trust=trust,
-                requested_by=requested_by,
-                request_message=request_message,
-                created_at=utcnow(),
-            )
-        ))
+        return _insert(
+            conn,
+            url,
+            feed_url,
+            kind=kind,
+            name=name or feed_url,
+            state=state,
+            trust=trust,
+            requested_by=requested_by,
+            request_message=request_message,
+        )
+
+
+def add_source_later(
+    engine: Engine,
+    url: str,
+    *,
+    name: str = "",
+    then: str = "pending",
+    trust: int = 50,
+    config: Mapping[str, Any],
+    callback_base: str,
+) -> int:
+    """Store a source for ``url`` at once, "discovering", and queue the job that finds its feed.
+
+    It takes the state ``then`` once its feed is found. ``config`` is
+    ``settings.job_config(app)``; ``callback_base`` is this aggregator's public address.
+    """
+    _checked(trust, None)
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url!r} is not a web address; give one starting with https://")
+    with engine.begin() as conn:
+        # Until the job finds the feed, the address stands in for it (and for the name).
+        source_id = _insert(
+            conn, url, url, kind=localfeed.KIND, name=name or url, state=DISCOVERING, trust=trust
+        )
+    start_discovery(engine, source_id, then, config, callback_base)
+    return source_id
 
 
 def remove_source(engine: Engine, source_id: int) -> None:
@@ -248,6 +168,28 @@ def set_trust(engine: Engine, source_id: int, trust: int) -> None:
         recompute(
             conn, conn.execute(select(copies.c.merged_id).where(copies.c.source_id == source_id)).scalars()
         )
+
+
+def set_relays(engine: Engine, source_id: int, relays: bool) -> None:
+    """Say whether a source is an aggregator, allowed to relay other sites' items (aggregator.authority).
+
+    Its relayed copies are dropped either way and its feed is read again from the start, so
+    what it relays is judged afresh by the rule now in force (its own items are unchanged).
+    """
+    with engine.begin() as conn:
+        next_change_numbers(conn, counter)
+        relayed = conn.execute(
+            select(copies.c.id, copies.c.merged_id, copies.c.upstream).where(copies.c.source_id == source_id)
+        ).all()
+        dropped = [row for row in relayed if row.upstream]
+        if dropped:
+            conn.execute(delete(copies).where(copies.c.id.in_([row.id for row in dropped])))
+        conn.execute(
+            update(sources)
+            .where(sources.c.id == source_id)
+            .values(is_aggregator=relays, cursor=None, etag=None, last_modified=None)
+        )
+        recompute(conn, [row.merged_id for row in dropped])
 
 
 # -- what the public sees ----------------------------------------------------------------------
@@ -320,9 +262,12 @@ def _visible_source(source_id: int) -> tuple[Any, dict[str, Any]]:
     with _engine().connect() as conn:
         row = conn.execute(select(sources).where(sources.c.id == source_id)).first()
         # A join request is between the requester and the operator until it is approved.
-        if row is None or (row.state == "pending" and signed_in_operator_id() is None):
+        if row is None or (awaiting_approval(row) and signed_in_operator_id() is None):
             abort(404)
-        return row, source_health(conn, row)
+        health = source_health(conn, row)
+    # The search for its feed, while one runs or after it failed: the page shows its progress.
+    health["discovery"] = searching(row, current_app.config)
+    return row, health
 
 
 @bp.get("/")
@@ -406,31 +351,43 @@ def join():
 def operator_sources():
     with _engine().connect() as conn:
         rows = conn.execute(select(sources).order_by(sources.c.state, sources.c.name)).all()
-    return render_template("operator_sources.html", sources=rows, kinds=list(ADAPTERS))
+    searches = {row.id: searching(row, current_app.config) for row in rows}
+    return render_template("operator_sources.html", sources=rows, searches=searches, kinds=list(ADAPTERS))
 
 
 @bp.post("/operator/sources")
 @operator_required
 def operator_add():
+    """Add a source: at once if its format is given, else its feed is found by a job."""
     url = request.form.get("url", "").strip()
     kind = request.form.get("kind") or None
+    name = request.form.get("name", "").strip()
+    then = "approved" if request.form.get("approve") else "pending"
     try:
         trust = int(request.form.get("trust") or 50)
-        source_id = add_source(
-            _engine(),
-            url,
-            kind=kind,
-            name=request.form.get("name", "").strip(),
-            state="approved" if request.form.get("approve") else "pending",
-            trust=trust,
-            config=current_app.config,
-        )
-    except (ValueError, DiscoveryError) as exc:
+        if kind is None:
+            source_id = add_source_later(
+                _engine(), url, name=name, then=then, trust=trust,
+                config=job_config(current_app), callback_base=_callback_base(),
+            )  # fmt: skip
+        else:
+            source_id = add_source(
+                _engine(), url, kind=kind, name=name, state=then, trust=trust, config=current_app.config
+            )
+    except ValueError as exc:
         flash(f"Could not add {url or 'the source'}: {exc}", "error")
         return redirect(url_for("sources.operator_sources"))
+    if kind is None:
+        flash(f"Added source {source_id}: finding the feed at {url}… This page shows what is found.")
+        return redirect(url_for("sources.source_page", source_id=source_id))
     flash(f"Added source {source_id}.")
     _harvest_if_approved(source_id)
     return redirect(url_for("sources.operator_sources"))
+
+
+def _callback_base() -> str:
+    """Our public address, for the WebSub subscription a job asks for once a feed is found."""
+    return current_app.config.get("PUBLIC_URL") or request.url_root
 
 
 def _harvest_if_approved(source_id: int) -> None:
@@ -443,6 +400,17 @@ def _harvest_if_approved(source_id: int) -> None:
         enqueue_subscribe(source_id)
 
 
+def _find_feed_later(row: Any, then: str) -> Any:
+    """Queue the search for the source's feed; the operator is sent to its page, which shows the outcome."""
+    start_discovery(_engine(), row.id, then, job_config(current_app), _callback_base())
+    return redirect(url_for("sources.source_page", source_id=row.id))
+
+
+# What "find the feed again" leaves a source as once its feed is found: as it was, or (stopped
+# because its feed had gone) approved again, since finding the new feed is how it restarts.
+_STATE_WHEN_FOUND_AGAIN = {"stopped": "approved"}
+
+
 @bp.post("/operator/sources/<int:source_id>/<action>")
 @operator_required
 def operator_action(source_id: int, action: str):
@@ -451,21 +419,23 @@ def operator_action(source_id: int, action: str):
         row = conn.execute(select(sources).where(sources.c.id == source_id)).first()
     if row is None:
         abort(404)
-    if action == "approve" and row.state == "pending" and row.feed_url == row.url:
-        # A join request gave an address only: find its feed now that someone is vouching for it.
-        try:
-            with guarded_client(current_app.config) as client:
-                found = discover(client, row.url)
-        except DiscoveryError as exc:
-            flash(f"Could not approve {row.name}: {exc}", "error")
-            return redirect(url_for("sources.operator_sources"))
-        with engine.begin() as conn:
-            conn.execute(
-                update(sources)
-                .where(sources.c.id == source_id)
-                .values(feed_url=found.feed_url, kind=found.kind)
-            )
     states = {"approve": "approved", "pause": "paused", "restart": "approved"}
+    if row.state in _NO_FEED_YET and action in (*states, "harvest"):
+        flash(
+            f"{row.name} has no feed yet, so it cannot be harvested: wait for the search to end, "
+            "or find the feed again.",
+            "error",
+        )
+        return redirect(url_for("sources.source_page", source_id=source_id))
+    if action == "approve" and row.state == "pending" and row.feed_url == row.url:
+        # A join request gave an address only: its feed is found now that someone vouches for it,
+        # by a job, and harvesting starts once it is. The approval is recorded at once.
+        flash(f"Approved {row.name}. Finding its feed at {row.url}… This page shows what is found.")
+        return _find_feed_later(row, "approved")
+    if action == "rediscover":
+        then = (row.discovery or {}).get("then") if row.state in _NO_FEED_YET else None
+        flash(f"Finding the feed at {row.url} again… This page shows what is found.")
+        return _find_feed_later(row, then or _STATE_WHEN_FOUND_AGAIN.get(row.state, row.state))
     if action in states:
         with engine.begin() as conn:
             conn.execute(
@@ -485,6 +455,11 @@ def operator_action(source_id: int, action: str):
             flash(f"Could not set trust for {row.name}: {exc}", "error")
         else:
             flash(f"Trust for {row.name} is now {request.form['trust']}.")
+    elif action in ("relays", "publishes"):
+        set_relays(engine, source_id, action == "relays")
+        _harvest_if_approved(source_id)
+        kind = "an aggregator: it may relay other sites' activities" if action == "relays" else "a publisher"
+        flash(f"{row.name} is now {kind}.")
     elif action == "remove":
         remove_source(engine, source_id)
         flash(f"Removed {row.name} and the items it alone provided.")

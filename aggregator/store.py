@@ -44,7 +44,9 @@ from federation.websub.hub import define_tables
 
 metadata = MetaData()
 
-SOURCE_STATES = ("pending", "approved", "paused", "stopped")
+# "discovering": its feed is being found (aggregator.discovery); "no-feed": none was found,
+# and last_error says why.
+SOURCE_STATES = ("pending", "approved", "paused", "stopped", "discovering", "no-feed")
 
 
 sources = Table(
@@ -79,6 +81,9 @@ sources = Table(
     # An aggregator relays other publishers' items (with provenance naming their origin); a
     # plain publisher may only speak for ids on its own origin (aggregator.authority).
     Column("is_aggregator", Boolean, nullable=False, default=False, server_default=false()),
+    # While the feed is being found, or after it could not be: {"then": the state to take once it
+    # is found, "since": when it was asked, "job": the asking's token}; null once the feed is known.
+    Column("discovery", JSON),
     # WebSub state (the source's hub, our subscription) is aggregator.subscriptions' push_subscriptions.
 )
 

@@ -23,6 +23,7 @@ BENCHMARKS = [
     "query.py",
     "feeds.py",
     "adapters.py",
+    "csv_import.py",
     "hostile.py",
     "convergence.py",
 ]

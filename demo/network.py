@@ -427,14 +427,21 @@ def add_sources(aggregator: Aggregator, publishers: list[Publisher]) -> None:
             trust = "70" if publisher.key == "umbrella" else "80"  # a group's own feed knows best
             form = {"csrf_token": token, "url": publisher.url + "/", "name": publisher.name, "trust": trust}
             client.post("/operator/sources", data={**form, "approve": "1"}).raise_for_status()
-        listed = client.get("/sources.json").json()["sources"]
-    by_url = {source["url"].rstrip("/"): source["id"] for source in listed}
+        # Each feed is found by a job; a source is listed publicly once it is found and approved.
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            listed = client.get("/sources.json").json()["sources"]
+            by_url = {source["url"].rstrip("/"): source["id"] for source in listed}
+            missing = [publisher.url for publisher in publishers if publisher.url not in by_url]
+            if not missing:
+                break
+            if time.monotonic() > deadline:
+                raise DemoError(
+                    f"The aggregator did not add {', '.join(missing)} as a source; "
+                    f"see {aggregator.url}/operator/sources and {aggregator.state_dir.parent}/logs."
+                )
+            time.sleep(0.2)
     for publisher in publishers:
-        if publisher.url not in by_url:
-            raise DemoError(
-                f"The aggregator did not add {publisher.url} as a source; "
-                f"see {aggregator.url}/operator/sources and {aggregator.state_dir.parent}/logs."
-            )
         aggregator.sources[publisher.key] = by_url[publisher.url]
 
 

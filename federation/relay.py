@@ -57,7 +57,7 @@ class Relay:
             if path == ATOM_PATH:
                 queued += self.hub.publish(conn, topic, self.feed.atom(latest, base), ATOM_MEDIA_TYPE)
             elif path == RPDE_PATH:
-                items = [self.feed.rpde_item(change, base) for change in latest]
+                items = self.feed.rpde_items(latest, base)
                 # A follower that walks on from ``next`` goes on where this page ends.
                 next_url = f"{topic}?{CURSOR}={latest[-1].change_number}"
                 page = rpde.encode_page(items, next_url, self.feed.license_url)

@@ -9,7 +9,7 @@ and every page works without JavaScript: each button is a form that posts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
 
 from flask import (
     Blueprint,
@@ -415,24 +415,34 @@ def import_activities() -> Any:
     if request.method == "GET":
         return render_template("admin/import.html", report=None)
     upload = request.files.get("file")
+    source: IO[bytes] | str
     if upload is not None and upload.filename:
-        text = importer.decode(upload.read())  # its size is capped by MAX_CONTENT_LENGTH
+        source = upload.stream  # its size is capped by MAX_CONTENT_LENGTH; read a piece at a time
     else:
-        text = request.form.get("csv_text", "")
-    if not text.strip():
-        return render_template(
-            "admin/import.html",
-            report=None,
-            error="Choose a CSV file to upload, saved from your spreadsheet.",
-        ), 422
+        source = request.form.get("csv_text", "")
+        if not source.strip():
+            return render_template(
+                "admin/import.html",
+                report=None,
+                error="Choose a CSV file to upload, saved from your spreadsheet.",
+            ), 422
     confirm = request.form.get("confirm")
     report = importer.import_csv(
         get_store(),
         _groups_for_user() if signed_in_user().is_admin else user_group() or [],
-        text,
+        source,
         dry_run=confirm is None,
         good_rows_only=confirm == "good-rows",
         base_url=public_url(),
         now=clock(current_app)(),
+        budget=importer.ImportBudget.from_config(current_app.config),
     )
-    return render_template("admin/import.html", report=report, csv_text=text)
+    csv_text = ""
+    if report.dry_run and report.good_rows and not report.file_problems:  # the confirm form sends it back
+        if isinstance(source, str):
+            csv_text = source
+        else:
+            source.seek(0)
+            csv_text = importer.decode(source.read())
+    status = 200 if report.ok else 422
+    return render_template("admin/import.html", report=report, csv_text=csv_text), status

@@ -7,15 +7,18 @@ Every write goes through ``publisher.editing``, like the editors' UI.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from federation.clock import clock
 from publisher import editing
 from publisher.extensions import get_store, public_url
 from publisher.store import Group, StoredActivity
+from schema import MAX_ACTIVITY_BYTES
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -70,8 +73,53 @@ def _not_found(error: editing.ActivityNotFound) -> Response:
     return _error(404, str(error))
 
 
+# One activity is at most MAX_ACTIVITY_BYTES as compact JSON; a body may be ten times that,
+# for indentation and \u escapes, and is refused before it is read whole when it is longer.
+MAX_BODY_BYTES = 10 * MAX_ACTIVITY_BYTES
+_NOT_A_NUMBER = re.compile(rb"-?(?:NaN|Infinity)")
+
+
 def _body() -> dict[str, Any] | Response:
-    doc = request.get_json(silent=True)
+    """The request's activity, read within bounds before anything else looks at it.
+
+    The body is read up to MAX_BODY_BYTES (with a Content-Length or without one, as a
+    chunked body is), and parsed by orjson, which never recurses in Python and refuses
+    what JSON cannot carry (NaN, Infinity, numbers past a double, lone surrogates); each
+    refusal says where in the body the fault is. Depth and size within the body are the
+    contract's (``schema.outsized``), checked by ``editing.save_activity``.
+    """
+    if not request.is_json:
+        return _error(
+            400,
+            "The request body must be one activity as a JSON object, "
+            "sent with 'Content-Type: application/json'.",
+        )
+    # One byte over the limit is read, if sent: a chunked body (no Content-Length) is cut at
+    # the limit without complaint, so the extra byte is what tells a body that goes on.
+    request.max_content_length = MAX_BODY_BYTES + 1
+    data = b""
+    try:
+        data = request.get_data(cache=False)
+        too_long = len(data) > MAX_BODY_BYTES
+    except RequestEntityTooLarge:  # a Content-Length over the limit: refused before reading
+        too_long = True
+    if too_long:
+        return _error(
+            413,
+            f"The request body is over {MAX_BODY_BYTES:,} bytes; one activity is at most "
+            f"{MAX_ACTIVITY_BYTES:,} bytes of JSON. Send one activity per request, "
+            "and shorten its longest texts.",
+        )
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        line, column, fault = _json_fault(data, error)
+        return _error(
+            400,
+            f"The request body is not JSON we can read: at line {line}, column {column}, {fault}",
+            line=line,
+            column=column,
+        )
     if not isinstance(doc, dict):
         return _error(
             400,
@@ -79,6 +127,36 @@ def _body() -> dict[str, Any] | Response:
             "sent with 'Content-Type: application/json'.",
         )
     return doc
+
+
+def _json_fault(data: bytes, error: orjson.JSONDecodeError) -> tuple[int, int, str]:
+    """Where the body's JSON goes wrong (line, column) and what to do, in words."""
+    line, column, reason = error.lineno, error.colno, error.msg
+    if "UTF-8" in reason:
+        fault = "there is a byte that is not UTF-8 text; send the JSON encoded as UTF-8."
+        try:  # orjson does not say where; the byte is found the slow way
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            before = data[: bad.start]
+            line, column = before.count(b"\n") + 1, bad.start - before.rfind(b"\n")
+    elif "surrogate" in reason:
+        fault = (
+            "a \\u escape stands for half of a character (a lone surrogate, such as \\ud800), which no "
+            "text may hold; it usually comes from text cut in the middle of an emoji. Send the whole "
+            "character, or remove it."
+        )
+    elif "infinity" in reason:
+        fault = "a number is too large for any computer to hold; send a number in the field's range."
+    elif any(_NOT_A_NUMBER.match(data, max(error.pos - back, 0)) for back in (0, 1)):
+        fault = "NaN or Infinity is written as a number, which JSON cannot carry; leave the field out."
+    elif "depth" in reason:
+        fault = (
+            "lists and objects are nested over 1,000 levels deep, where an activity needs four or five; "
+            "send one activity at a time."
+        )
+    else:
+        fault = f"{reason}. Check the JSON there, or build it with a JSON library."
+    return line, column, fault
 
 
 def _represent(slug: str, activity: dict[str, Any]) -> dict[str, Any]:

@@ -142,6 +142,7 @@ def import_csv(csv_file, group_slug: str | None, dry_run: bool, good_rows_only: 
     """Import activities from a CSV file (one row per activity; see the template in the admin pages).
 
     Every row is checked first; unless --good-rows-only, nothing is saved while any row has a problem.
+    A file over CSV_IMPORT_MAX_ROWS rows or CSV_IMPORT_MAX_BYTES bytes is not imported at all.
     Exits with status 1 when there are problems.
     """
     from publisher import importer
@@ -152,15 +153,18 @@ def import_csv(csv_file, group_slug: str | None, dry_run: bool, good_rows_only: 
     report = importer.import_csv(
         store,
         groups,
-        csv_file.read(),
+        csv_file,  # read a piece at a time: the file is never held whole
         dry_run=dry_run,
         good_rows_only=good_rows_only,
         base_url=_base_url(app),
         now=clock(app)(),
+        budget=importer.ImportBudget.from_config(app.config),
     )
     click.echo(report.summary())
     for problem in report.problems:
         click.echo(str(problem))
+    if report.unlisted_note():
+        click.echo(report.unlisted_note())
     for warning in report.warnings:
         click.echo(f"Warning: {warning}")
     if not report.ok:

@@ -14,11 +14,12 @@ from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+import orjson
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from federation.clock import utcnow
 from publisher.store import Conflict, Group, NotFound, Store, StoredActivity, slugify
-from schema import Problem, normalise_activity_postcode, validate_activity
+from schema import Problem, normalise_activity_postcode, outsized, validate_activity
 
 # Dates people see ("verified today") are the organiser's dates, which are UK dates.
 LOCAL_ZONE = ZoneInfo("Europe/London")
@@ -122,16 +123,20 @@ def save_activity(
 ) -> SaveResult:
     """Create (no ``slug``) or replace (``slug``) one of ``group``'s activities.
 
-    Nothing is written when the activity breaks the contract: the result carries the
-    problems instead. Raises ActivityNotFound when ``slug`` is not a live activity of
-    ``group``. ``now`` is the app's clock reading (see :func:`prepare_activity`).
+    Nothing is written when the activity breaks the contract, or could not be written as
+    JSON: the result carries the problems instead, so no writer ever sees the database
+    refuse it. Raises ActivityNotFound when ``slug`` is not a live activity of ``group``.
+    ``now`` is the app's clock reading (see :func:`prepare_activity`).
     """
+    too_big = outsized(doc)  # before the copy in prepare_activity, which recurses
+    if too_big is not None:
+        return SaveResult(slug, doc, [too_big])
     if slug is not None:
         existing = store.get_activity(slug)
         if existing is None or existing.is_deleted or existing.group_id != group.id:
             raise ActivityNotFound(f"There is no activity {slug!r} in {group.name}.")
         prepared = prepare_activity(group, doc, slug, base_url=base_url, existing=existing, now=now)
-        problems = validate_activity(prepared)
+        problems = validate_activity(prepared) or _unstorable(prepared)
         if problems:
             return SaveResult(slug, prepared, problems)
         try:
@@ -142,7 +147,7 @@ def save_activity(
 
     base = new_slug_base(doc)
     prepared = prepare_activity(group, doc, base, base_url=base_url, now=now)
-    problems = validate_activity(prepared)
+    problems = validate_activity(prepared) or _unstorable(prepared)
     if problems:
         return SaveResult(None, prepared, problems)
     # The free slug is checked again inside the writing transaction; another writer
@@ -156,6 +161,24 @@ def save_activity(
             continue
         return SaveResult(new_slug, prepared, [], stored.change_number)
     raise Conflict(f"Could not find a free address for {base!r} after {_SLUG_ATTEMPTS} tries; try again.")
+
+
+def _unstorable(prepared: dict[str, Any]) -> list[Problem]:
+    """A problem if ``prepared`` cannot be written as the database's JSON, else none.
+
+    The contract's rules refuse everything known to fail here (lone surrogates, numbers
+    past what JSON readers hold); this is the last check before the write, so whatever
+    they miss is answered as the activity's problem rather than as the server's fault.
+    """
+    try:
+        orjson.dumps(prepared, option=orjson.OPT_NON_STR_KEYS)  # as federation.db writes it
+    except orjson.JSONEncodeError as error:
+        message = (
+            f"The activity could not be stored: {error}. Check its numbers (no larger than they need "
+            "to be) and its text (no characters cut in half), then send it again."
+        )
+        return [Problem("$", "not-storable", message)]
+    return []
 
 
 def delete_activity(store: Store, group: Group, slug: str) -> StoredActivity:

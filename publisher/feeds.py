@@ -83,7 +83,7 @@ def activities() -> Response:
 def _changes(after: int, limit: int) -> list[dict[str, Any]]:
     builder, base = feed_builder(current_app.config), public_url()
     changes = map(stored_change, get_store().changes_after(after, limit))
-    return [builder.rpde_item(change, base) for change in changes]
+    return builder.rpde_items(changes, base)
 
 
 @bp.get("/activities.atom")

@@ -14,20 +14,29 @@ name (where the group has several of that name, the one on the same day and star
 where it has none of those, the row adds another). Columns the file leaves out keep
 what is stored, and a row that changes nothing writes nothing, so subscribers are not
 told of changes that did not happen.
+
+A file is read as a stream and bounded before anything is parsed, whatever its size or
+shape: a row budget and a byte budget (``ImportBudget``, from the app's settings), rows of
+at most ``MAX_ROW_CHARS`` and cells of at most ``MAX_CELL_CHARS`` (longer ones are refused
+by line and column, never held whole), any line ending (CRLF, LF, CR, mixed), and a
+report that lists at most ``MAX_LISTED_PROBLEMS`` problems and counts the rest. So a
+dry run of a file of any size holds one row at a time plus a report of bounded size.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import difflib
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
 from federation.clock import utcnow
+from federation.config import load_config
 from publisher import editing, forms
 from publisher.store import Group, Store, StoredActivity
 from schema import validate_activity
@@ -66,6 +75,56 @@ COLUMNS: dict[str, str] = {
 COLUMN_FOR_FIELD = {name: column for column, name in COLUMNS.items()} | {"cost": COST_COLUMN}
 WHOLE_ROW = "(whole row)"
 _FREE_WORDS = {"free", "0", "0.00", "£0", "£0.00", "no charge", "nothing"}
+
+# The budgets an operator may change: checking a row costs about a third of a millisecond,
+# so 5,000 rows is a dry run of a few seconds, and 10 MB holds 5,000 rows of long descriptions.
+IMPORT_DEFAULTS: dict[str, Any] = {
+    "CSV_IMPORT_MAX_ROWS": 5_000,  # rows of activities one import takes
+    "CSV_IMPORT_MAX_BYTES": 10 * 1024 * 1024,  # bytes of a file one import reads
+}
+# Fixed bounds on one row: no cell the form takes is longer than 2,048 characters (a link),
+# so 10,000 leaves room, and a row of 26 such cells fits in 100,000 characters. A row is kept
+# under the csv module's own field limit (131,072), so the csv module never refuses a file.
+MAX_CELL_CHARS = 10_000
+MAX_ROW_CHARS = 100_000
+MAX_LISTED_PROBLEMS = 500  # problems a report lists; the rest are counted
+MAX_COLUMN_WARNINGS = 20  # unknown column names a report names; the rest are counted
+_PIECE_CHARS = 65_536  # characters read at a time from a line, however long the line is
+_CP1252_FALLBACK = "localfeed-cp1252-fallback"
+
+
+def _cp1252_for_what_is_not_utf8(error: UnicodeError) -> tuple[str, int]:
+    """Decode the bytes that are not UTF-8 as Windows-1252 (Excel's "CSV" on Windows), and go on.
+
+    Done byte by byte as the file streams in, since the file is never held whole: a
+    Windows-1252 file's first accented letter is where UTF-8 fails, and all before it was
+    plain ASCII, the same in both.
+    """
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return bytes(error.object[error.start : error.end]).decode("cp1252", errors="replace"), error.end
+
+
+codecs.register_error(_CP1252_FALLBACK, _cp1252_for_what_is_not_utf8)
+
+
+@dataclass(frozen=True)
+class ImportBudget:
+    """The most one import reads: rows of activities, and bytes of the file."""
+
+    max_rows: int = IMPORT_DEFAULTS["CSV_IMPORT_MAX_ROWS"]
+    max_bytes: int = IMPORT_DEFAULTS["CSV_IMPORT_MAX_BYTES"]
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ImportBudget:
+        """The budget in the app's settings, else in the environment, else IMPORT_DEFAULTS."""
+        given = {key: config[key] for key in IMPORT_DEFAULTS if key in config}
+        settings = load_config(IMPORT_DEFAULTS, given)
+        for name, value in settings.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a whole number of at least 1.")
+        return cls(max_rows=settings["CSV_IMPORT_MAX_ROWS"], max_bytes=settings["CSV_IMPORT_MAX_BYTES"])
+
 
 TEMPLATE_ROWS = [
     {
@@ -133,6 +192,7 @@ class RowResult:
 
     ``updates`` is the slug of the stored activity the row changes (None: the row adds
     one), and ``unchanged`` says the row matches it exactly, so saving it writes nothing.
+    ``unlisted_problems`` counts the row's problems past the report's listing.
     """
 
     line: int
@@ -142,10 +202,11 @@ class RowResult:
     slug: str | None = None
     updates: str | None = None
     unchanged: bool = False
+    unlisted_problems: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.unlisted_problems
 
     @property
     def action(self) -> str:
@@ -157,12 +218,33 @@ class RowResult:
 
 @dataclass
 class ImportReport:
-    """What an import found and did, row by row."""
+    """What an import found and did, row by row.
+
+    It lists at most ``max_listed`` problems and counts the rest (``unlisted_problems``),
+    so a file with a problem in every cell of every row still makes a report of bounded size.
+    """
 
     dry_run: bool
     rows: list[RowResult] = field(default_factory=list)
     file_problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    max_listed: int = MAX_LISTED_PROBLEMS
+    unlisted_problems: int = 0
+    _listed: int = 0
+
+    def add_row(self, row: RowResult) -> None:
+        """Take a checked row, listing its problems while the listing has room."""
+        problems, row.problems = row.problems, []
+        self.add_problems(row, problems)
+        self.rows.append(row)
+
+    def add_problems(self, row: RowResult, problems: Sequence[RowProblem]) -> None:
+        room = max(self.max_listed - self._listed, 0)
+        listed = list(problems[:room])
+        row.problems += listed
+        row.unlisted_problems += len(problems) - len(listed)
+        self._listed += len(listed)
+        self.unlisted_problems += len(problems) - len(listed)
 
     @property
     def good_rows(self) -> list[RowResult]:
@@ -187,7 +269,7 @@ class ImportReport:
     def summary(self) -> str:
         """The outcome in one sentence, for the CLI and the page heading."""
         if self.file_problems:
-            return "The file could not be read: " + " ".join(self.file_problems)
+            return "The file cannot be imported: " + " ".join(self.file_problems)
         good, bad = len(self.good_rows), len(self.bad_rows)
         ready = _counts(self.good_rows)
         found = f"{good} row(s) are ready to import ({ready}) and {bad} row(s) have problems."
@@ -197,6 +279,15 @@ class ImportReport:
             return f"Nothing was imported: {found} Fix them, or import the good rows only."
         written = len(self.written)
         return f"Imported {written} activit{'y' if written == 1 else 'ies'}: {_counts(self.written)}."
+
+    def unlisted_note(self) -> str:
+        """What the listing leaves out, in words ("" when it lists every problem)."""
+        if not self.unlisted_problems:
+            return ""
+        return (
+            f"{self.unlisted_problems:,} more problem(s) are not listed here, to keep this report short. "
+            "Fix the ones listed and check the file again to see them."
+        )
 
 
 def _counts(rows: Sequence[RowResult]) -> str:
@@ -208,11 +299,7 @@ def _counts(rows: Sequence[RowResult]) -> str:
 
 def decode(data: bytes) -> str:
     """Text from an uploaded file: UTF-8 (with or without Excel's byte-order mark), else Windows-1252."""
-    data = data.removeprefix(codecs.BOM_UTF8)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
+    return data.decode("utf-8-sig", errors=_CP1252_FALLBACK)
 
 
 def template_csv() -> str:
@@ -233,28 +320,58 @@ def import_csv(
     good_rows_only: bool = False,
     base_url: str,
     now: datetime | None = None,
+    budget: ImportBudget | None = None,
 ) -> ImportReport:
     """Check every row of a CSV of activities and, unless ``dry_run``, save them.
 
     ``groups`` is the one group every row belongs to (an editor's import), or the groups
     the "Group" column may name (an administrator's). Nothing is written when any row
     has a problem, unless ``good_rows_only``; then the good rows are saved and the report
-    still lists the bad ones. ``now`` is the app's clock reading, for ``lastVerified``.
+    still lists the bad ones. Nothing is written either when the file goes past the
+    ``budget`` (by default :class:`ImportBudget`'s). ``source`` is read as a stream, a
+    piece at a time: pass an open file rather than its contents. ``now`` is the app's
+    clock reading, for ``lastVerified``.
     """
-    text = source.read() if hasattr(source, "read") else source
-    if isinstance(text, bytes):
-        text = decode(text)
     report = ImportReport(dry_run=dry_run)
-    # Spreadsheets and browsers end lines with CRLF; cells keep plain LF line breaks.
-    rows = _read_rows(text.lstrip("\ufeff").replace("\r\n", "\n"), report)
+    with _text_stream(source) as text:
+        checked = _check_rows(store, groups, text, report, budget or ImportBudget(), dry_run, base_url, now)
+    if dry_run or report.file_problems or (report.bad_rows and not good_rows_only):
+        return report
+    for result, group, doc in checked:
+        if not result.ok or group is None:
+            continue
+        if result.unchanged:
+            result.slug = result.updates
+            continue
+        saved = editing.save_activity(store, group, doc, result.updates, base_url=base_url, now=now)
+        result.slug = saved.slug
+        report.add_problems(result, _row_problems(result.line, saved.problems))
+    return report
+
+
+def _check_rows(
+    store: Store,
+    groups: Group | Sequence[Group],
+    text: IO[str],
+    report: ImportReport,
+    budget: ImportBudget,
+    dry_run: bool,
+    base_url: str,
+    now: datetime | None,
+) -> list[tuple[RowResult, Group | None, dict[str, Any]]]:
+    """Check each row as it is read; return what saving needs, kept only when saving may follow."""
+    checked: list[tuple[RowResult, Group | None, dict[str, Any]]] = []
     only_group = groups if isinstance(groups, Group) else None
     choices = [groups] if isinstance(groups, Group) else list(groups)
     live: dict[int, list[StoredActivity]] = {}
     claimed: dict[str, int] = {}  # slug → the line that updates it
-    checked: list[tuple[RowResult, Group | None, dict[str, Any]]] = []
-    for line, cells in rows:
+    for line, cells, too_long in _read_rows(text, report, budget):
         name = cells.get("name", "").strip()
         result = RowResult(line=line, name=name, group=cells.get("group", "").strip())
+        if too_long:  # the rest of the row is not read until its size is fixed
+            result.problems += too_long
+            report.add_row(result)
+            continue
         group = _row_group(result.group, choices, only_group, result)
         existing = None
         if group is not None:
@@ -268,20 +385,10 @@ def import_csv(
                 result.problems.append(RowProblem(line, "Activity name", message))
             claimed.setdefault(existing.slug, line)
         doc = _check_row(cells, group, result, base_url, existing, now)
-        report.rows.append(result)
-        checked.append((result, group, doc))
-    if dry_run or report.file_problems or (report.bad_rows and not good_rows_only):
-        return report
-    for result, group, doc in checked:
-        if not result.ok or group is None:
-            continue
-        if result.unchanged:
-            result.slug = result.updates
-            continue
-        saved = editing.save_activity(store, group, doc, result.updates, base_url=base_url, now=now)
-        result.slug = saved.slug
-        result.problems += _row_problems(result.line, saved.problems)
-    return report
+        report.add_row(result)
+        if not dry_run:
+            checked.append((result, group, doc))
+    return checked
 
 
 def _same_name(name: str) -> str:
@@ -315,38 +422,206 @@ def _stored_match(
     return timed[0] if len(timed) == 1 else None
 
 
-def _read_rows(text: str, report: ImportReport) -> list[tuple[int, dict[str, Any]]]:
-    """(line number where the row starts, form fields) for each non-empty row."""
-    first_line = text.split("\n", 1)[0]
+@contextlib.contextmanager
+def _text_stream(source: str | bytes | IO[str] | IO[bytes]) -> Iterator[IO[str]]:
+    """``source`` as text read a piece at a time, every line ending kept as it is (for the csv module).
+
+    Bytes are decoded as they stream in (see ``decode``); a file object the caller opened
+    stays open, as it is the caller's.
+    """
+    if isinstance(source, str):
+        yield io.StringIO(source.removeprefix("\ufeff"), newline="")
+        return
+    binary: IO[bytes]
+    if isinstance(source, bytes):
+        binary = io.BytesIO(source)
+    elif isinstance(source.read(0), str):
+        yield source  # type: ignore[misc]  # an IO[str], by what it reads
+        return
+    else:
+        binary = source  # type: ignore[assignment]  # an IO[bytes], by what it reads
+    wrapper = io.TextIOWrapper(binary, encoding="utf-8-sig", errors=_CP1252_FALLBACK, newline="")
+    try:
+        yield wrapper
+    finally:
+        wrapper.detach()  # closing the wrapper would close the caller's file
+
+
+@dataclass(frozen=True)
+class _Record:
+    """One CSV record as written: where it starts, its text (at most MAX_ROW_CHARS), whether it went on."""
+
+    line: int
+    text: str
+    cut: bool
+
+
+class _RecordReader:
+    """The records of a CSV text, one at a time, holding at most MAX_ROW_CHARS of each.
+
+    A record ends at a line ending outside quotes (any of CRLF, LF, CR). Lines are read
+    ``_PIECE_CHARS`` at a time, so a line of 50 MB costs no more memory than one of 50
+    characters; what a record holds past MAX_ROW_CHARS is only counted. Reading stops
+    before the byte that would take the file past ``max_bytes`` (counted as UTF-8).
+    """
+
+    def __init__(self, text: IO[str], max_bytes: int) -> None:
+        self._text = text
+        self.max_bytes = max_bytes
+        self.bytes_read = 0
+        self.line = 1  # the line the next record starts on
+        self.over_budget = False
+
+    def __iter__(self) -> Iterator[_Record]:
+        parts: list[str] = []
+        kept, quotes, start, cut, cr_at_cut = 0, 0, self.line, False, False
+        while piece := self._text.readline(_PIECE_CHARS):
+            if cr_at_cut and piece.startswith("\n"):
+                piece = piece[1:]  # the rest of a CRLF that the piece's length split in two
+                if not piece:
+                    continue
+            # As UTF-8; a plain ASCII piece (most are) is measured without encoding a copy.
+            self.bytes_read += len(piece) if piece.isascii() else len(piece.encode("utf-8", "surrogatepass"))
+            if self.bytes_read > self.max_bytes:
+                self.over_budget = True
+                return  # a record cut off by the budget is not a record
+            quotes += piece.count('"')
+            if not cut:
+                room = MAX_ROW_CHARS - kept
+                cut = len(piece) > room
+                parts.append(piece[:room] if cut else piece)
+                kept += min(len(piece), room)
+            cr_at_cut = len(piece) == _PIECE_CHARS and piece.endswith("\r")
+            if piece.endswith(("\n", "\r")):
+                self.line += 1
+                if quotes % 2 == 0:  # the line ending is outside quotes: the record ends here
+                    yield _Record(start, "".join(parts), cut)
+                    parts, kept, quotes, start, cut = [], 0, 0, self.line, False
+        if parts:
+            yield _Record(start, "".join(parts), cut)
+
+
+def _read_rows(
+    text: IO[str], report: ImportReport, budget: ImportBudget
+) -> Iterator[tuple[int, dict[str, str], list[RowProblem]]]:
+    """(line where the row starts, form fields, problems of size) for each non-empty row, as it is read.
+
+    Stops at the budget, saying so in ``report.file_problems``: a file past it is never
+    imported, even in part, since which rows were left out would be a guess.
+    """
+    records = _RecordReader(text, budget.max_bytes)
+    reading = iter(records)
+    header = next(reading, None)
+    if header is None or not header.text.strip():
+        if records.over_budget:
+            report.file_problems.append(_over_bytes(1, budget))
+        else:
+            report.file_problems.append(
+                "It is empty. Start from the template, which has a row of column names."
+            )
+        return
+    if header.cut:
+        report.file_problems.append(
+            f"Its first row is over {MAX_ROW_CHARS:,} characters long; it must hold only the column names, "
+            "as in the template."
+        )
+        return
+    first_line = header.text.splitlines()[0]
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","  # Excel in some locales
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header = next(reader, None)
-    if not header:
-        report.file_problems.append("It is empty. Start from the template, which has a row of column names.")
-        return []
-    by_name = {column.lower(): column for column in COLUMNS}
-    columns: list[str | None] = []
-    for heading in header:
-        column = by_name.get(" ".join(heading.split()).lower())
-        columns.append(column)
-        if column is None and heading.strip():
-            close = difflib.get_close_matches(heading.strip(), list(COLUMNS), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else "it was ignored."
-            report.warnings.append(f"Column '{heading.strip()}' is not one we know; {hint}")
+    columns = _columns(next(csv.reader([header.text], delimiter=delimiter), []), report)
     if "Activity name" not in columns:
         report.file_problems.append(
             "Its first row has no 'Activity name' column. The first row must hold the column names, "
             "as in the template."
         )
-        return []
-    rows = []
-    line = reader.line_num + 1
+        return
+    rows = 0
+    for record in reading:
+        for line, cells in _parsed(record, delimiter):
+            if not any(cell.strip() for cell in cells):
+                continue
+            rows += 1
+            if rows > budget.max_rows:
+                report.file_problems.append(
+                    f"Line {line}: the file has more than {budget.max_rows:,} rows of activities, the most "
+                    f"one import takes, so nothing was imported. Split it into files of at most "
+                    f"{budget.max_rows:,} rows and import each."
+                )
+                return
+            yield line, *_row_cells(line, columns, cells, record.cut)
+    if records.over_budget:
+        report.file_problems.append(_over_bytes(records.line, budget))
+
+
+def _over_bytes(line: int, budget: ImportBudget) -> str:
+    megabytes = budget.max_bytes / 1_048_576
+    size = f"{megabytes:g} MB" if megabytes >= 1 else f"{budget.max_bytes:,} bytes"
+    return (
+        f"Line {line}: the file goes on past {size}, the most one import reads, so nothing was "
+        f"imported. Split it into files under {size} and import each."
+    )
+
+
+def _columns(header: list[str], report: ImportReport) -> list[str | None]:
+    """The known column each heading names (None for one we do not know, which is warned of)."""
+    by_name = {column.lower(): column for column in COLUMNS}
+    columns: list[str | None] = []
+    unknown = 0
+    for heading in header:
+        column = by_name.get(" ".join(heading.split()).lower())
+        columns.append(column)
+        if column is None and heading.strip():
+            unknown += 1
+            if unknown <= MAX_COLUMN_WARNINGS:
+                close = difflib.get_close_matches(heading.strip()[:100], list(COLUMNS), n=1)
+                hint = f"did you mean '{close[0]}'?" if close else "it was ignored."
+                report.warnings.append(f"Column '{heading.strip()[:100]}' is not one we know; {hint}")
+    if unknown > MAX_COLUMN_WARNINGS:
+        report.warnings.append(
+            f"{unknown - MAX_COLUMN_WARNINGS:,} more columns are not ones we know; they were ignored."
+        )
+    return columns
+
+
+def _parsed(record: _Record, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """The rows of one record with the lines they start on: one row, unless a stray quote joined several."""
+    reader = csv.reader(io.StringIO(record.text, newline=""), delimiter=delimiter)
+    lines_before = 0
     for cells in reader:
-        if any(cell.strip() for cell in cells):
-            named = zip(columns, cells, strict=False)
-            rows.append((line, {COLUMNS[column]: cell for column, cell in named if column}))
-        line = reader.line_num + 1
-    return rows
+        yield record.line + lines_before, cells
+        lines_before = reader.line_num
+
+
+def _row_cells(
+    line: int, columns: list[str | None], cells: list[str], cut: bool
+) -> tuple[dict[str, str], list[RowProblem]]:
+    """A row's cells by form field, line breaks in cells made plain LF, and a problem for each cell too long.
+
+    In a row cut at MAX_ROW_CHARS the last cell read is only the start of that cell.
+    """
+    fields: dict[str, str] = {}
+    too_long: list[RowProblem] = []
+    for index, (column, cell) in enumerate(zip(columns, cells, strict=False)):
+        if column is None:
+            continue
+        if len(cell) > MAX_CELL_CHARS:
+            held = f"over {len(cell):,}" if cut and index == len(cells) - 1 else f"{len(cell):,}"
+            message = (
+                f"This cell holds {held} characters; a cell may hold at most {MAX_CELL_CHARS:,}. Shorten it."
+            )
+            too_long.append(RowProblem(line, column, message))
+        elif "\r" in cell:
+            fields[COLUMNS[column]] = cell.replace("\r\n", "\n").replace("\r", "\n")
+        else:
+            fields[COLUMNS[column]] = cell
+    if cut and not too_long:
+        # The row went on past MAX_ROW_CHARS in many long cells, or in columns we do not know.
+        message = (
+            f"This row is over {MAX_ROW_CHARS:,} characters long, more than any activity needs; "
+            "shorten its longest cells, or remove columns that are not in the template."
+        )
+        too_long.append(RowProblem(line, WHOLE_ROW, message))
+    return fields, too_long
 
 
 def _fields(cells: dict[str, str], stored: StoredActivity | None = None) -> dict[str, Any]:

@@ -4,6 +4,11 @@ The home page describes the feeds as a schema.org ``Dataset`` and links each one
 ``<link rel="alternate">``, so an aggregator given only the publisher's address finds
 them. An activity page is HTML for people and, for ``Accept: application/json``, the
 activity itself for machines: one URL, as the ``id`` promises.
+
+Whatever a stored activity holds, both pages are served: the home page renders each listed
+activity under the shared guard (:func:`federation.feeds.common.render_each`), leaving out one
+that cannot be shown, and an activity page that cannot show its details shows its name and an
+apology instead.
 """
 
 from __future__ import annotations
@@ -12,13 +17,15 @@ from collections import defaultdict
 from datetime import date, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, get_template_attribute, jsonify, render_template, request
 
 from federation.clock import utcnow
-from federation.feeds.common import page_text, renderable
+from federation.feeds.common import page_text, render_each, render_one, renderable
+from federation.feeds.common import vocab_label as label_of
 from publisher.extensions import get_store, hub_url, limiter, public_rate_limit, public_url
 from publisher.feeds import feed_links
-from schema import next_occurrences, vocab
+from publisher.store import StoredActivity
+from schema import next_occurrences
 from schema.price import describe_price
 from schema.resources import shared
 from schema.schedule import describe
@@ -51,10 +58,7 @@ NEXT_SESSIONS = 3
 @bp.app_template_filter("vocab_label")
 def vocab_label(item_id: str, kind: str) -> str:
     """The English label of a vocabulary id; an id the vocabulary no longer has is shown as it is."""
-    try:
-        return vocab.label(kind, item_id)
-    except KeyError:  # stored before the vocabulary changed: a page must still show
-        return str(item_id)
+    return label_of(kind, item_id)
 
 
 # A stored link is made clickable only if it is http(s): never a javascript: or data: link.
@@ -125,21 +129,28 @@ def dataset(feeds: dict[str, str]) -> dict[str, Any]:
 @bp.get("/")
 def home() -> str:
     store = get_store()
-    by_group: dict[int, list] = defaultdict(list)
+    by_group: dict[int, list[StoredActivity]] = defaultdict(list)
     for stored in store.list_activities():
         by_group[stored.group_id].append(stored)
-    for items in by_group.values():
-        items.sort(key=lambda stored: stored.data["name"].lower())
+    listed = get_template_attribute("_listed_activity.html", "listed_activity")
     feeds = feed_links()
     return render_template(
         "index.html",
         groups=store.list_groups(),
-        by_group=by_group,
+        by_group={
+            group_id: list(render_each(sorted(items, key=_by_name), listed, where="Home page"))
+            for group_id, items in by_group.items()
+        },
         feeds=feeds,
         feed_titles=FEED_TITLES,
         hub=hub_url(),
         dataset=dataset(feeds),
     )
+
+
+def _by_name(stored: StoredActivity) -> str:
+    name = (stored.data or {}).get("name")
+    return name.lower() if isinstance(name, str) else ""
 
 
 def _wants_json() -> bool:
@@ -164,10 +175,22 @@ def activity(slug: str) -> Response | tuple[str, int] | str:
     if wants_json:
         response = jsonify(stored.data)
     else:
-        response = current_app.make_response(
-            render_template(
-                "activity.html", activity=renderable(stored.data), json_ld=_json_ld(stored.live_data)
-            )
-        )
+        page = render_one(stored.live_data, _activity_page, where="Activity page")
+        response = current_app.make_response(page or _activity_page_in_brief(stored.live_data))
     response.vary.add("Accept")
     return response
+
+
+def _activity_page(activity: dict[str, Any]) -> str:
+    return render_template("activity.html", activity=renderable(activity), json_ld=_json_ld(activity))
+
+
+def _activity_page_in_brief(activity: dict[str, Any]) -> str:
+    """The page of an activity whose details cannot be shown: its name and an apology.
+
+    Reads nothing but the name, checked to be text, so it cannot fail on what the activity holds.
+    """
+    name = activity.get("name")
+    return render_template(
+        "activity_in_brief.html", name=renderable(name) if isinstance(name, str) and name else "This activity"
+    )

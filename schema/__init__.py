@@ -10,17 +10,21 @@ This package imports nothing else of Localfeed's, and no web, database or networ
 ``federation``.
 """
 
+from schema.limits import MAX_ACTIVITY_BYTES, MAX_ACTIVITY_DEPTH
 from schema.postcode import normalise_activity_postcode, normalise_postcode
 from schema.schedule import Occurrence, next_occurrences
-from schema.validation import Problem, is_valid_activity, validate_activity, validate_page
+from schema.validation import Problem, is_valid_activity, outsized, validate_activity, validate_page
 
 __all__ = [
+    "MAX_ACTIVITY_BYTES",
+    "MAX_ACTIVITY_DEPTH",
     "Occurrence",
     "Problem",
     "is_valid_activity",
     "next_occurrences",
     "normalise_activity_postcode",
     "normalise_postcode",
+    "outsized",
     "validate_activity",
     "validate_page",
 ]

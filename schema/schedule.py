@@ -8,7 +8,9 @@ each clock change. Expansion works on local dates and attaches the zone last, wh
 
 Entries are assumed valid (``schema.validate_activity``); expansion is on the hot path
 of every query result, so it computes the first date it needs instead of walking from
-``startDate``.
+``startDate``. Yet ``next_occurrences`` never fails on what a store may hold from before a
+rule: a session the calendar cannot hold (near year 1 or 9999, in any zone or in UTC) is
+no session, and a time zone no longer known is read as Europe/London.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from __future__ import annotations
 import calendar
 import heapq
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_TIMEZONE = "Europe/London"
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -42,6 +44,8 @@ def next_occurrences(activity: Mapping[str, Any], after: datetime, count: int) -
 
     All schedule entries are merged; a paused or cancelled activity has none. An Event
     gives its own start and end (in Europe/London time) if it starts after ``after``.
+    Every session returned can be converted to UTC (callers store and compare it so): one
+    that cannot, near year 1 or 9999, is left out, with every later one of its entry.
     """
     if after.tzinfo is None or after.utcoffset() is None:
         raise ValueError(
@@ -52,7 +56,7 @@ def next_occurrences(activity: Mapping[str, Any], after: datetime, count: int) -
         return []
     if activity.get("type") == "Event":
         return _event_occurrence(activity, after)
-    streams = [_entry_occurrences(entry, after) for entry in activity.get("schedule") or ()]
+    streams = [_within_calendar(_entry_occurrences(entry, after)) for entry in activity.get("schedule") or ()]
     found: list[Occurrence] = []
     for occurrence in heapq.merge(*streams):
         if not found or occurrence != found[-1]:
@@ -64,14 +68,51 @@ def next_occurrences(activity: Mapping[str, Any], after: datetime, count: int) -
 
 def _event_occurrence(activity: Mapping[str, Any], after: datetime) -> list[Occurrence]:
     zone = ZoneInfo(DEFAULT_TIMEZONE)
-    start = datetime.fromisoformat(activity["startDate"]).astimezone(zone)
-    if start <= after:
+    try:
+        start = datetime.fromisoformat(activity["startDate"]).astimezone(zone)
+        if start <= after:
+            return []
+        occurrence = Occurrence(start, datetime.fromisoformat(activity["endDate"]).astimezone(zone))
+        _check_in_utc(occurrence)
+    except _OUT_OF_CALENDAR:
         return []
-    return [Occurrence(start, datetime.fromisoformat(activity["endDate"]).astimezone(zone))]
+    return [occurrence]
+
+
+# Dates past either end of the calendar (year 1 and 9999) raise these: OverflowError from
+# arithmetic and zone conversions, ValueError from building a date in year 0 or 10000 (and
+# from a date or time that is not one, which has no session either).
+_OUT_OF_CALENDAR = (OverflowError, ValueError)
+# Only sessions in these years can fail to convert to UTC (no offset is a day long).
+_EDGE_YEARS = (date.min.year, date.max.year)
+
+
+def _check_in_utc(occurrence: Occurrence) -> None:
+    """Raise OverflowError if the session cannot be written in UTC; cheap for every other year."""
+    if occurrence.start.year in _EDGE_YEARS or occurrence.end.year in _EDGE_YEARS:
+        occurrence.start.astimezone(UTC)
+        occurrence.end.astimezone(UTC)
+
+
+def _within_calendar(occurrences: Iterator[Occurrence]) -> Iterator[Occurrence]:
+    """``occurrences`` up to the first one outside the calendar (or in UTC), which ends the stream."""
+    while True:
+        try:
+            occurrence = next(occurrences)
+            _check_in_utc(occurrence)
+        except (StopIteration, *_OUT_OF_CALENDAR):
+            return
+        yield occurrence
 
 
 def _zone(entry: Mapping[str, Any]) -> ZoneInfo:
-    return ZoneInfo(entry.get("timezone") or DEFAULT_TIMEZONE)
+    try:
+        return ZoneInfo(entry.get("timezone") or DEFAULT_TIMEZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        # The contract takes only zones tzdata knows, but tzdata can drop one after it was stored
+        # (or a path skipped the contract): the schedule is then read in the default zone, as it
+        # would be had it named none, rather than failing every page that shows it.
+        return ZoneInfo(DEFAULT_TIMEZONE)
 
 
 def _weekday_numbers(entry: Mapping[str, Any]) -> list[int]:

@@ -3,12 +3,16 @@
 Two paths share one source of truth, the JSON Schema files:
 
 * the fast path (``is_valid_activity``) runs the schema compiled into one Python
-  predicate (``schema.compiled``), plus the few rules a schema cannot say (an end after
-  its start, a real time zone). Most documents an aggregator sees are valid, so this is
-  the path that must be cheap.
+  predicate (``schema.compiled``), plus the few rules a schema cannot say: the whole
+  document's limits (``schema.limits``: nesting, size, sound numbers, clean text) and rules
+  across fields (an end after its start, a real time zone). Most documents an aggregator
+  sees are valid, so this is the path that must be cheap.
 * the explaining path (``validate_activity``) runs only when the fast path says no: the
-  jsonschema reference validator finds every error, and each is turned into one
-  ``Problem`` a volunteer can act on, naming the field, what is wrong and what to do.
+  jsonschema reference validator finds the errors, and each is turned into one
+  ``Problem`` a volunteer can act on, naming the field, what is wrong and what to do. Its
+  work is bounded whatever it is given: a document too deep or too large, or with a list
+  over its maximum, gets that one problem at once, and no document gets more than
+  ``MAX_PROBLEMS``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache, lru_cache
+from itertools import chain, islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,11 +32,25 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
 from schema.compiled import Predicate, compile_predicate
+from schema.limits import (
+    EARLIEST_YEAR,
+    LATEST_YEAR,
+    MAX_ACTIVITY_BYTES,
+    MAX_ACTIVITY_DEPTH,
+    MAX_SAFE_INTEGER,
+    deeper_than,
+    json_size,
+    unsound_numbers,
+    within_limits,
+)
 from schema.resources import SCHEMA_BASE_URL, shared
-from schema.text import ForbiddenCharacter, escaped, forbidden_characters, has_forbidden_character
+from schema.text import ForbiddenCharacter, escaped, forbidden_characters
 
 ACTIVITY_SCHEMA = "activity.schema.json"
 PAGE_SCHEMA = "feed-page.schema.json"
+# A person fixes a document from the top; a hundred problems are more than enough to start
+# on, and explaining every one of thousands would let one document cost seconds.
+MAX_PROBLEMS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +152,22 @@ def _clock(value: Any) -> str | None:
     return value if isinstance(value, str) and _TIME.match(value) else None
 
 
+# Rules across fields compare only dates the contract accepts (in form and in its years):
+# a date outside the window has its own problem, and an end before it would be noise.
+
+
 def _day(value: Any) -> date | None:
-    return date.fromisoformat(value) if isinstance(value, str) and _is_date(value) else None
+    if not (isinstance(value, str) and _is_date(value)):
+        return None
+    day = date.fromisoformat(value)
+    return day if EARLIEST_YEAR <= day.year <= LATEST_YEAR else None
 
 
 def _instant(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value.upper()) if isinstance(value, str) and _is_date_time(value) else None
+    if not (isinstance(value, str) and _is_date_time(value)):
+        return None
+    instant = datetime.fromisoformat(value.upper())
+    return instant if EARLIEST_YEAR <= instant.year <= LATEST_YEAR else None
 
 
 @lru_cache(maxsize=256)
@@ -182,8 +211,6 @@ def _activity_rules(doc: Any) -> Iterator[Problem]:
     """Rules across fields, checked wherever the fields themselves are well-formed."""
     if not isinstance(doc, dict):
         return
-    if has_forbidden_character(doc):  # one pass over every string; the rare bad one is then located
-        yield from map(_forbidden_character_problem, forbidden_characters(doc))
     schedule = doc.get("schedule")
     if isinstance(schedule, list):
         for index, entry in enumerate(schedule):
@@ -204,6 +231,81 @@ def _activity_rules(doc: Any) -> Iterator[Problem]:
                 "age-range",
                 f"Maximum age {high} is below the minimum age {low}; swap them or correct one.",
             )
+
+
+# -- the whole document's limits (schema.limits), explained ---------------------------------
+
+# More top-level fields than the contract has are extensions gone wild, not long text.
+_FIELDS_IN_FULL_ACTIVITY = len(shared(ACTIVITY_SCHEMA)["properties"])
+
+
+def outsized(doc: Any) -> Problem | None:
+    """The one problem with a document nested too deep or too large to be worth looking inside, or None.
+
+    Checked before anything else reads the document, so its cost is bounded whatever was
+    sent; the harvest checks it first too. It names the field to shorten or flatten.
+    """
+    if deeper_than(doc):
+        at = _first_field_where(doc, lambda value: deeper_than(value, MAX_ACTIVITY_DEPTH - 1))
+        label = _field_label(at)
+        return Problem(
+            _json_path(at),
+            "too-deep",
+            f"{label} nests lists and objects more than {MAX_ACTIVITY_DEPTH} levels deep, "
+            "where an activity needs four or five; flatten it, or remove it.",
+        )
+    size = json_size(doc)
+    if size <= MAX_ACTIVITY_BYTES:
+        return None
+    sizes = {key: json_size(value) for key, value in doc.items()} if isinstance(doc, dict) else {}
+    largest = max(sizes, key=sizes.__getitem__, default=None)
+    if largest is not None and sizes[largest] * 2 >= size:
+        fix = f"most of it is {_field_label([escaped(str(largest))])} ({sizes[largest]:,} bytes): shorten it."
+    elif len(sizes) > _FIELDS_IN_FULL_ACTIVITY:
+        fix = f"it has {len(sizes):,} fields: remove those it does not need."
+    else:
+        fix = "shorten its longest texts and lists."
+    return Problem(
+        "$",
+        "too-large",
+        f"The activity is {size:,} bytes long as JSON; at most {MAX_ACTIVITY_BYTES:,} are allowed "
+        f"(a full activity takes a few thousand); {fix}",
+    )
+
+
+def _first_field_where(doc: Any, breaks: Callable[[Any], bool]) -> list[Any]:
+    """The path of the first top-level field whose value ``breaks`` a limit (the document's, if none)."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if breaks(value):
+                return [escaped(key) if isinstance(key, str) else key]
+    return []
+
+
+def _field_label(parts: list[Any]) -> str:
+    return _activity_explainer().label(_field_key(parts), parts) if parts else "The activity"
+
+
+def _number_problem(parts: tuple[str | int, ...], value: Any) -> Problem:
+    path = _json_path(parts)
+    label = _field_label(list(parts))
+    if isinstance(value, float):  # NaN or an infinity: JSON has no such number
+        return Problem(
+            path,
+            "not-a-number",
+            f"{label} is {_shown(value)}, which is not a number feeds, databases and calendars can hold; "
+            "write the number itself, in digits.",
+        )
+    return Problem(
+        path,
+        "number-too-large",
+        f"{label} is {_shown(value)}, a whole number larger than other sites can read exactly "
+        f"(at most {MAX_SAFE_INTEGER:,} either side of zero); write a smaller number.",
+    )
+
+
+def _text_problems(doc: Any) -> Iterator[Problem]:
+    return map(_forbidden_character_problem, forbidden_characters(doc))
 
 
 def _forbidden_character_problem(found: ForbiddenCharacter) -> Problem:
@@ -370,6 +472,23 @@ _PATTERN_KINDS = {
     "telephone": "telephone",
     "language": "language",
     "noHtml": "html",
+    "yearWindow": "year",
+}
+
+# What to do about a list over its maximum, where "remove some" is not enough to act on.
+_FEWER = {
+    "categories": "keep the few that describe it best",
+    "schedule": (
+        "one entry can list several days (byDay) at the same times, so merge entries like that, "
+        "or publish the sessions as separate activities"
+    ),
+    "schedule[].byDay": "list each day once",
+    "schedule[].exceptDates": (
+        "list only the dates still to come; for a long break, end this entry with an endDate "
+        "and add a new entry from the date it starts again"
+    ),
+    "audiences": "keep those it is especially for, or list none if it is for everyone",
+    "items": "publish at most that many items a page, and the rest on the next page",
 }
 
 _EXAMPLES = {
@@ -462,14 +581,44 @@ class _Explainer:
             defs[name]["pattern"]: kind for name, kind in _PATTERN_KINDS.items() if name in defs
         }
 
-    def problems(self, doc: Any) -> list[Problem]:
+    def problems(self, doc: Any, most: int = MAX_PROBLEMS) -> list[Problem]:
+        """The problems with ``doc``, one a field (the most basic), for at most ``most`` fields.
+
+        jsonschema finds errors lazily, so stopping at ``most`` also stops its work.
+        """
         best: dict[str, tuple[int, Problem]] = {}
         for error in _explainer(self.schema_name).iter_errors(doc):
-            for problem in self._explain(error):
-                rank = _PRIORITY.get(str(error.validator), 5)
+            rank = _PRIORITY.get(str(error.validator), 5)
+            for problem in self._explain(error):  # one error can be many problems (unknown fields)
                 if problem.path not in best or rank < best[problem.path][0]:
                     best[problem.path] = (rank, problem)
+                if len(best) >= most:
+                    return [problem for _, problem in best.values()]
         return [problem for _, problem in best.values()]
+
+    def over_long_lists(self, doc: Any) -> Iterator[Problem]:
+        """Each list in ``doc`` longer than the schema allows, without looking inside it.
+
+        Said before anything else is explained: explaining each entry of a list far too
+        long would take longer than reading it, and the person first has to shorten it.
+        """
+        yield from self._over_long(_list_limits(self.schema_name), doc, [])
+
+    def _over_long(self, limits: Mapping[str, Any], value: Any, parts: list[Any]) -> Iterator[Problem]:
+        if isinstance(value, list):
+            most = limits.get("maxItems")
+            if most is not None and len(value) > most:
+                key = _field_key(parts)
+                message = _too_many(key, self.label(key, parts), len(value), most)
+                yield Problem(_json_path(parts), "too-many", message)
+                return
+            if "items" in limits:
+                for index, item in enumerate(value):
+                    yield from self._over_long(limits["items"], item, [*parts, index])
+        elif isinstance(value, dict):
+            for name, inner in limits.get("properties", {}).items():
+                if name in value:
+                    yield from self._over_long(inner, value[name], [*parts, name])
 
     def in_field_order(self, problems: Iterable[Problem]) -> list[Problem]:
         """Problems in the order of the fields in the contract (the order a form shows them)."""
@@ -493,7 +642,9 @@ class _Explainer:
     def label(self, key: str, parts: list[Any]) -> str:
         if key in self.labels:
             return self.labels[key]
-        return f"Field '{parts[-1]}'" if parts else "The document"
+        # A field the contract does not name (an extension's): by its name, not a list index.
+        name = next((part for part in reversed(parts) if isinstance(part, str)), None)
+        return f"Field '{name}'" if name is not None else "The document"
 
     def _explain(self, error: ValidationError) -> Iterator[Problem]:
         parts = list(error.absolute_path)
@@ -574,15 +725,14 @@ class _Explainer:
                 return "required", f"{label} {_is(label)} empty; {_MISSING.get(key, 'add at least one')}."
             return "too-few", f"{label} needs at least {error.validator_value} entries."
         if keyword == "maxItems":
-            limit = error.validator_value
-            return "too-many", f"{label} has {len(value)} entries; at most {limit} are allowed."
+            return "too-many", _too_many(key, label, len(value), rule)
         if keyword == "uniqueItems":
             repeated = next((v for i, v in enumerate(value) if v in value[:i]), None)
             return "duplicate", f"{label} lists {_shown(repeated)} more than once; list each only once."
         if keyword == "minimum":
-            return "too-small", f"{label} is {value}; it must be {error.validator_value} or more."
+            return "too-small", f"{label} is {_shown(value)}; it must be {rule:,} or more."
         if keyword == "maximum":
-            return "too-large", f"{label} is {value}; it must be {error.validator_value} or less."
+            return "too-large", f"{label} is {_shown(value)}; it must be {rule:,} or less."
         if keyword == "not":
             if key == "items[].data":
                 return "not-allowed", (
@@ -640,6 +790,11 @@ class _Explainer:
                 f"{label} {_shown(value)} is not a full web address; "
                 "write the whole link, starting with https://, like 'https://example.org/page'."
             )
+        if kind == "year":
+            return "year-out-of-range", (
+                f"{label} {_shown(value)} is in the year {value[:4]}; dates must lie between "
+                f"{EARLIEST_YEAR} and {LATEST_YEAR}, so check the year (the first four digits)."
+            )
         if kind in _EXAMPLES:
             return f"bad-{kind}", f"{label} {_shown(value)} is not valid; write {_EXAMPLES[kind]}."
         return "bad-format", f"{label} {_shown(value)} is not in the expected form."
@@ -661,6 +816,38 @@ class _Explainer:
         return "bad-url", f"{label} {_shown(value)} is not a full web address, like 'https://example.org/'."
 
 
+def _too_many(key: str, label: str, count: int, most: int) -> str:
+    fix = _FEWER.get(key, "remove the ones that matter least")
+    return f"{label} has {count:,} entries; at most {most:,} are allowed; {fix}."
+
+
+@cache
+def _list_limits(name: str) -> dict[str, Any]:
+    """Where the schema file ``name`` limits the length of a list: a tree of {"maxItems",
+    "properties": {name: tree}, "items": tree}, holding only the branches that lead to a limit."""
+    root = shared(name)
+
+    def referenced(node: Any) -> Iterator[Mapping[str, Any]]:
+        while isinstance(node, dict):
+            yield node
+            ref = node.get("$ref", "")
+            node = root["$defs"].get(ref.removeprefix("#/$defs/")) if ref.startswith("#/$defs/") else None
+
+    def tree(node: Any) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for part in referenced(node):
+            if "maxItems" in part:
+                found["maxItems"] = part["maxItems"]
+            for field, inner in part.get("properties", {}).items():
+                if below := tree(inner):
+                    found.setdefault("properties", {})[field] = below
+            if below := tree(part.get("items")):
+                found["items"] = below
+        return found
+
+    return tree(root)
+
+
 @cache
 def _activity_explainer() -> _Explainer:
     return _Explainer(ACTIVITY_SCHEMA, _ACTIVITY_LABELS)
@@ -676,9 +863,12 @@ def _page_explainer() -> _Explainer:
 
 def is_valid_activity(doc: Any) -> bool:
     """Whether ``doc`` satisfies the whole contract: the fast path for the usual valid case."""
-    if not matches_schema(ACTIVITY_SCHEMA, doc):
-        return False
-    return next(_activity_rules(doc), None) is None
+    return (
+        within_limits(doc)  # first: it bounds the depth, which the size's measure needs
+        and json_size(doc) <= MAX_ACTIVITY_BYTES
+        and matches_schema(ACTIVITY_SCHEMA, doc)
+        and next(_activity_rules(doc), None) is None
+    )
 
 
 def validate_activity(doc: Any) -> list[Problem]:
@@ -691,10 +881,24 @@ def validate_activity(doc: Any) -> list[Problem]:
         return []
     if not isinstance(doc, dict):
         return [Problem("$", "wrong-type", f"An activity should be a JSON object, not {_json_type(doc)}.")]
-    found = {p.path: p for p in _activity_explainer().problems(doc)}
-    for problem in _activity_rules(doc):
+    explainer = _activity_explainer()
+    too_big = outsized(doc)
+    if too_big is not None:
+        return [too_big]
+    too_many = list(explainer.over_long_lists(doc))
+    if too_many:
+        return too_many
+    numbers = [_number_problem(*found) for found in islice(unsound_numbers(doc), MAX_PROBLEMS)]
+    # NaN or an infinity is the problem with its field, whatever the schema says of it
+    # ("should be a whole number" would be no help); where the schema names a bound, that wins.
+    found = {p.path: p for p in numbers if p.code == "not-a-number"}
+    for problem in explainer.problems(doc):
         found.setdefault(problem.path, problem)
-    return _activity_explainer().in_field_order(found.values())
+    for problem in chain(numbers, _text_problems(doc), _activity_rules(doc)):
+        if len(found) >= MAX_PROBLEMS:
+            break
+        found.setdefault(problem.path, problem)
+    return explainer.in_field_order(found.values())
 
 
 def validate_page(doc: Any) -> list[Problem]:
@@ -703,9 +907,6 @@ def validate_page(doc: Any) -> list[Problem]:
         return []
     if not isinstance(doc, dict):
         return [Problem("$", "wrong-type", f"An RPDE page should be a JSON object, not {_json_type(doc)}.")]
-    items, most = doc.get("items"), shared(PAGE_SCHEMA)["properties"]["items"]["maxItems"]
-    if isinstance(items, list) and len(items) > most:
-        # Said at once: explaining every item of a page far too long would take longer than reading it.
-        message = f"Items has {len(items)} entries; at most {most} are allowed."
-        return [Problem("$.items", "too-many", message)]
-    return _page_explainer().in_field_order(_page_explainer().problems(doc))
+    explainer = _page_explainer()
+    too_many = list(explainer.over_long_lists(doc))
+    return too_many or explainer.in_field_order(explainer.problems(doc))

@@ -138,6 +138,19 @@ def chromium() -> Iterator:
         browser.close()
 
 
+@pytest.fixture
+def page(chromium) -> Iterator:
+    """A fresh tab at a laptop's width; the test fails if the page raised a JavaScript error."""
+    context = chromium.new_context(viewport={"width": 900, "height": 900}, locale="en-GB")
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
+    context.close()
+    assert not errors, errors
+
+
 def assert_accessible(page) -> None:
     """axe-core finds nothing against WCAG 2.2 A/AA in what ``page`` shows (it needs JavaScript on)."""
     from axe_playwright_python.sync_playwright import Axe

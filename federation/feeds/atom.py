@@ -8,7 +8,10 @@ and other conforming readers decode it. Deleted activities are RFC 6721
 extensions add them.
 
 Whatever text the activities hold, the document is well-formed: everything rendered goes
-through :func:`federation.feeds.common.renderable` first.
+through :func:`federation.feeds.common.renderable` first. Whatever else an activity holds,
+the feed is served: each entry is built whole, checked, and only then added, under the
+shared guard (:func:`federation.feeds.common.render_each`), so an entry that cannot be
+built is left out (and logged) rather than failing the feed or half-written into it.
 """
 
 from __future__ import annotations
@@ -20,11 +23,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
-from federation.feeds.common import FeedInfo, category_labels, renderable, renderable_info, summary_text
+from federation.feeds.common import (
+    FeedInfo,
+    category_labels,
+    render_each,
+    renderable,
+    renderable_info,
+    summary_text,
+)
 
 ATOM_MEDIA_TYPE = "application/atom+xml"
 TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
@@ -66,12 +77,12 @@ class _JsonContentExtension(BaseEntryExtension):
     """An entry's ``<content type="application/json">``, Base64-encoded as RFC 4287 requires."""
 
     def __init__(self) -> None:
-        self.document: Mapping[str, Any] | None = None
+        self.encoded: str | None = None  # encoded as the entry is built, so a failure is that entry's
 
     def extend_atom(self, entry: Any) -> Any:
-        if self.document is not None:
+        if self.encoded is not None:
             content = xml_elem("content", entry, type="application/json")
-            content.text = base64.b64encode(orjson.dumps(self.document)).decode("ascii")
+            content.text = self.encoded
         return entry
 
 
@@ -80,7 +91,7 @@ def render_atom(
     activities: Iterable[Mapping[str, Any]],
     tombstones: Iterable[Tombstone] = (),
 ) -> bytes:
-    """The Atom document for ``activities`` (valid activity dicts) and ``tombstones``."""
+    """The Atom document for ``activities`` and ``tombstones``; one that cannot be an entry is left out."""
     info = renderable_info(info)
     feed = FeedGenerator()
     feed.register_extension("tombstones", _TombstonesExtension, atom=True, rss=False)
@@ -97,8 +108,9 @@ def render_atom(
     feed.generator("Localfeed")
 
     latest: list[datetime] = []
-    for activity in activities:
-        latest.append(_add_entry(feed, renderable(activity)))
+    for entry, updated in render_each(activities, _entry, where="Atom feed"):
+        feed.add_entry(entry, order="append")
+        latest.append(updated)
     feed.tombstones.tombstones = [Tombstone(renderable(gone.id), gone.when) for gone in tombstones]
     latest.extend(tombstone.when for tombstone in feed.tombstones.tombstones)
     feed.updated(max(latest, default=NEVER_CHANGED))
@@ -106,23 +118,36 @@ def render_atom(
     return body
 
 
-def _add_entry(feed: FeedGenerator, activity: Mapping[str, Any]) -> datetime:
-    """Add one activity as an entry; returns its ``updated`` time."""
-    entry = feed.add_entry(order="append")
+def _entry(activity: Mapping[str, Any]) -> tuple[FeedEntry, datetime]:
+    """The activity as a whole entry, and its ``updated`` time.
+
+    feedgen checks what an entry holds only when the whole feed is written, so everything it
+    would refuse there (an empty or non-text title, a time without a zone) is checked here.
+    """
+    activity = renderable(activity)
+    entry = FeedEntry()
     entry.register_extension("json", extension_class_entry=_JsonContentExtension, atom=True, rss=False)
-    updated = datetime.fromisoformat(activity["dateModified"])
-    entry.id(activity["id"])
-    entry.title(activity["name"])
+    updated = datetime.fromisoformat(_text(activity, "dateModified"))
+    entry.id(_text(activity, "id"))
+    entry.title(_text(activity, "name"))
     entry.updated(updated)
     entry.link(href=activity["id"], rel="alternate", type="text/html")
     entry.summary(summary_text(activity))
     organizer = activity.get("organizer") or {}
-    if organizer.get("name"):
+    if isinstance(organizer.get("name"), str) and organizer["name"]:
         author = {"name": organizer["name"]}
-        if organizer.get("url"):
+        if isinstance(organizer.get("url"), str) and organizer["url"]:
             author["uri"] = organizer["url"]
         entry.author(author)
     for category, label in category_labels(activity):
-        entry.category(term=category, label=label)
-    entry.json.document = activity
-    return updated
+        entry.category(term=str(category), label=label)
+    entry.json.encoded = base64.b64encode(orjson.dumps(activity)).decode("ascii")
+    return entry, updated
+
+
+def _text(activity: Mapping[str, Any], key: str) -> str:
+    """A field an entry cannot be without, as non-empty text; raises ValueError naming it otherwise."""
+    value = activity.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"the activity's {key!r} is {value!r}, not the text an Atom entry needs")
+    return value

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from federation.feeds.atom import Tombstone, render_atom
-from federation.feeds.common import FeedInfo
+from federation.feeds.common import FeedInfo, render_each
 from federation.websub.hub import HUB_PATH
 from schema import rpde
 
@@ -72,6 +72,10 @@ class FeedBuilder:
         if change.deleted or change.data is None:
             return rpde.deleted_item(change.id, change.change_number, change.kind)
         return rpde.updated_item(change.id, change.change_number, change.data, change.kind)
+
+    def rpde_items(self, changes: Iterable[Change], base: str) -> list[dict[str, Any]]:
+        """The RPDE items for ``changes``, in order; one that cannot be built is left out (and logged)."""
+        return list(render_each(changes, lambda change: self.rpde_item(change, base), where="RPDE feed"))
 
     def atom(self, changes: Iterable[Change], base: str) -> bytes:
         """The Atom document of ``changes``: live items as entries, deleted ones as tombstones."""

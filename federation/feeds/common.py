@@ -1,17 +1,25 @@
-"""What every rendering of a feed shares: what it says about the feed itself, and text it can carry."""
+"""What every rendering of a feed or page shares: what it says about the feed itself, the text it
+can carry, and the guard that keeps one activity that cannot be rendered from failing the rest.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from markupsafe import Markup
 
 from schema import vocab
 from schema.schedule import describe
 from schema.text import has_forbidden_character, without_forbidden_characters
+
+log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Rendered = TypeVar("Rendered")
 
 
 @dataclass(frozen=True)
@@ -74,19 +82,69 @@ def renderable_info(info: FeedInfo) -> FeedInfo:
     return replace(info, **{name: renderable(text) for name, text in texts.items()})
 
 
-def category_labels(activity: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Each of the activity's categories as (id, English label).
+def render_one(item: Item, render: Callable[[Item], Rendered], *, where: str) -> Rendered | None:
+    """``render(item)``, or None (the failure logged with the item's id) if it raises anything at all.
 
-    An id the vocabulary does not have (stored before the vocabulary changed) is its own
-    label, so that it cannot make a feed fail.
+    Every page and feed of both apps renders each activity through here (or :func:`render_each`).
+    The contract bounds what a stored activity holds, but a store may hold items from before a
+    rule, or written by a path that skipped it, and a renderer may have a fault of its own: a
+    calendar of ten thousand events must not answer 500 for everyone because one of them starts
+    on 0001-01-01. So any exception is caught, not a chosen few; the log names the page or feed
+    (``where``) and the item, so the item can be found and fixed at its source.
     """
-    out = []
-    for category in activity.get("categories") or ():
-        try:
-            out.append((category, vocab.label("categories", category)))
-        except KeyError:
-            out.append((category, str(category)))
-    return out
+    try:
+        return render(item)
+    except Exception:  # whatever one item does, the rest still render
+        log.exception("%s: left out the activity %s, which could not be rendered", where, item_id(item))
+        return None
+
+
+def render_each(
+    items: Iterable[Item], render: Callable[[Item], Rendered | None], *, where: str
+) -> Iterator[Rendered]:
+    """``render(item)`` for each item, in order, leaving out each one that fails (logged) or gives None."""
+    for item in items:
+        rendered = render_one(item, render, where=where)
+        if rendered is not None:
+            yield rendered
+
+
+def item_id(item: Any) -> str:
+    """The id of an activity however a renderer holds it (a dict, a search result, a stored row), for a log.
+
+    Never raises: it names an item that has already failed once.
+    """
+    holders = (item, getattr(item, "data", None), getattr(item, "activity", None), _get(item, "activity"))
+    for holder in holders:
+        found = _get(holder, "id")
+        if isinstance(found, str):
+            return repr(found)
+    for attribute in ("uri", "id", "item_id"):
+        found = getattr(item, attribute, None)
+        if isinstance(found, str):
+            return repr(found)
+    return f"(without an id: a {type(item).__name__})"
+
+
+def _get(holder: Any, key: str) -> Any:
+    return holder.get(key) if isinstance(holder, Mapping) else None
+
+
+def vocab_label(kind: str, item_id: Any) -> str:
+    """The English label of a vocabulary id; an id the vocabulary does not have is its own label.
+
+    Such an id was stored before the vocabulary changed (or by a path that skipped the
+    contract): it is shown as it is rather than making a page or feed fail.
+    """
+    try:
+        return vocab.label(kind, item_id)
+    except (KeyError, TypeError):  # TypeError: not even a string (a list cannot be looked up)
+        return str(item_id)
+
+
+def category_labels(activity: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Each of the activity's categories as (id, English label)."""
+    return [(category, vocab_label("categories", category)) for category in activity.get("categories") or ()]
 
 
 def summary_text(activity: Mapping[str, Any]) -> str:

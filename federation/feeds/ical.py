@@ -13,10 +13,16 @@ encoding and folding each property through the library's generic machinery cost 
 half a millisecond an event (a 10,000-event calendar took several seconds to serve).
 Writing a VEVENT needs only RFC 5545's text escaping and line folding, both below. Each
 time zone's VTIMEZONE is still made by ``icalendar``, once per process.
+
+Each activity's events (and the VTIMEZONEs they need) are written under the shared guard
+(:func:`federation.feeds.common.render_each`): one that cannot be written (a session in
+year 1 that no time zone can hold, say) is left out and logged, never half-written, and the
+calendar is still served to everyone.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from functools import cache
@@ -25,7 +31,14 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Timezone
 
-from federation.feeds.common import FeedInfo, category_labels, renderable, renderable_info, summary_text
+from federation.feeds.common import (
+    FeedInfo,
+    category_labels,
+    render_each,
+    renderable,
+    renderable_info,
+    summary_text,
+)
 from schema.schedule import DEFAULT_TIMEZONE, INACTIVE_STATUSES, except_starts, series_start, to_rrule
 
 ICAL_MEDIA_TYPE = "text/calendar"
@@ -58,7 +71,7 @@ _TEXT_ESCAPES = str.maketrans({"\\": "\\\\", ";": "\\;", ",": "\\,", "\n": "\\n"
 
 
 def render_ical(info: FeedInfo, activities: Iterable[Mapping[str, Any]]) -> bytes:
-    """The iCalendar document for ``activities`` (valid activity dicts)."""
+    """The iCalendar document for ``activities`` (activity dicts: one that cannot be written is left out)."""
     info = renderable_info(info)
     head = [
         "BEGIN:VCALENDAR",
@@ -71,11 +84,26 @@ def render_ical(info: FeedInfo, activities: Iterable[Mapping[str, Any]]) -> byte
         head.append(_line("X-WR-CALDESC", _text(info.subtitle)))
     zones: set[str] = set()
     events: list[str] = []
-    for activity in activities:
-        if activity.get("status") not in INACTIVE_STATUSES:
-            _write_events(renderable(activity), events, zones)
+    for written, used in render_each(activities, _events_of, where="iCalendar feed"):
+        events.extend(written)
+        zones.update(used)
     parts = ["\r\n".join(head), *(vtimezone_text(tzid) for tzid in sorted(zones)), *events, "END:VCALENDAR"]
     return ("\r\n".join(parts) + "\r\n").encode("utf-8")
+
+
+def _events_of(activity: Mapping[str, Any]) -> tuple[list[str], set[str]]:
+    """The activity's VEVENTs and the zones they use (none for a paused or cancelled one).
+
+    The zones' VTIMEZONEs are made here too (once per zone and process), so that a zone
+    ``icalendar`` cannot describe fails its activity rather than the calendar.
+    """
+    events: list[str] = []
+    zones: set[str] = set()
+    if activity.get("status") not in INACTIVE_STATUSES:
+        _write_events(renderable(activity), events, zones)
+    for tzid in zones:
+        vtimezone_text(tzid)
+    return events, zones
 
 
 @cache
@@ -133,14 +161,29 @@ def _common_properties(activity: Mapping[str, Any]) -> list[str]:
     location = _location_text(activity)
     if location:
         lines.append(_line("LOCATION", _text(location)))
-    geo = (activity.get("location") or {}).get("geo")
+    geo = _geo(activity)
     if geo:
-        lines.append(f"GEO:{float(geo['latitude'])};{float(geo['longitude'])}")
+        lines.append(geo)
     categories = [label for _, label in category_labels(activity)]
     if categories:
         lines.append(_line("CATEGORIES", ",".join(_text(label) for label in categories)))
     lines.append("STATUS:CONFIRMED")
     return lines
+
+
+def _geo(activity: Mapping[str, Any]) -> str | None:
+    """The GEO line, when the activity has a position that is one (two finite numbers); None otherwise.
+
+    A position is optional, so one that is not a pair of numbers (a null, say, where a JSON
+    column stored a NaN) is left out rather than costing the activity its place in the calendar.
+    """
+    geo = (activity.get("location") or {}).get("geo") or {}
+    position = (geo.get("latitude"), geo.get("longitude"))
+    numeric = [value for value in position if isinstance(value, int | float) and not isinstance(value, bool)]
+    numbers = [float(value) for value in numeric]
+    if len(numbers) != 2 or not all(math.isfinite(number) for number in numbers):
+        return None
+    return f"GEO:{numbers[0]};{numbers[1]}"
 
 
 def _text(value: str) -> str:

@@ -151,9 +151,14 @@ def test_pushes_during_a_harvest_end_in_one_more_harvest_with_the_last_change(
         held_feed.hold.set()
         wait_for(lambda: shown_name(app) == f"Walk, version {PUSHES}", "the last push's change")
         finished = FinishedJobRegistry(unique_name, connection=redis_for(redis_url))
+
+        def harvests() -> list[str]:
+            return [job_id for job_id in finished.get_job_ids() if job_id.startswith(f"harvest-{source_id}-")]
+
         wait_for(lambda: pending_harvest(source_id, config) is None, "no harvest pending")
-        harvests = [job_id for job_id in finished.get_job_ids() if job_id.startswith(f"harvest-{source_id}-")]
-        assert len(harvests) == 2  # the running harvest, and one more
+        # rq files a job as finished just after the job itself has ended (and cleared its record).
+        wait_for(lambda: len(harvests()) >= 2, "the second harvest to be filed as finished")
+        assert len(harvests()) == 2  # the running harvest, and one more
     finally:
         worker.terminate()
         worker.wait(timeout=30)

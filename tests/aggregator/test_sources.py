@@ -8,6 +8,7 @@ import pytest
 
 from aggregator.auth import create_operator
 from tests.aggregator.conftest import live, source_row
+from tests.aggregator.finding import search_ended
 from tests.factories import weekly_activity
 
 EMAIL, PASSWORD = "ops@council.example", "correct horse battery"
@@ -68,7 +69,7 @@ def test_operator_adds_a_home_page_approves_pauses_and_removes(make_feed, make_a
     # The publisher's home page is given; its JSON-LD Dataset leads to the feed.
     added = _post(client, "/operator/sources", "/operator/sources", url=f"{feed.base_url}/", trust="60")
     assert added.status_code == 302
-    row = source_row(app, 1)
+    row = search_ended(app, 1)  # the feed is found by a job
     assert (row.feed_url, row.kind, row.name, row.state, row.trust) == (
         feed.feed_url,
         "localfeed",
@@ -89,10 +90,10 @@ def test_operator_adds_a_home_page_approves_pauses_and_removes(make_feed, make_a
 
     # A page that only has <link rel="alternate"> works too; a page with neither says so.
     _post(client, "/operator/sources", "/operator/sources", url=f"{feed.base_url}/linked")
-    flashed = client.get("/operator/sources").text
-    assert "already source 1" in flashed
+    assert "already followed as source 1" in search_ended(app, 2).last_error["cause"]
     _post(client, "/operator/sources", "/operator/sources", url=f"{feed.base_url}/status/200")
-    assert "Could not add" in client.get("/operator/sources").text
+    assert "neither a feed we can read" in search_ended(app, 3).last_error["cause"]
+    assert "No feed was found." in client.get("/sources/3").text
 
     _post(client, "/operator/sources/1/pause", "/operator/sources")
     assert source_row(app, 1).state == "paused"
@@ -128,6 +129,6 @@ def test_asking_to_be_included_queues_a_request_and_fetches_nothing(make_feed, m
     page = operator.get("/operator/sources").text
     assert "Requested by sec@walkers.example" in page
     _post(operator, "/operator/sources/1/approve", "/operator/sources")
-    row = source_row(app, 1)
-    assert (row.state, row.feed_url) == ("approved", feed.feed_url)  # discovered on approval
+    row = search_ended(app, 1)
+    assert (row.state, row.feed_url) == ("approved", feed.feed_url)  # discovered on approval, by a job
     assert public.get("/sources/1").status_code == 200

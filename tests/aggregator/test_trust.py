@@ -16,6 +16,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
+from aggregator.sources import set_relays
 from aggregator.store import quarantine, sources
 from aggregator.subscriptions import push_subscriptions
 from federation.websub import sign
@@ -43,10 +44,9 @@ def codes(problems: list[dict[str, str]]) -> set[str]:
     return {problem["code"] for problem in problems}
 
 
-def mark_aggregator(app: Flask, source_id: int) -> None:
-    """The operator declares the source an aggregator."""
-    with app.extensions["engine"].begin() as conn:
-        conn.execute(update(sources).where(sources.c.id == source_id).values(is_aggregator=True))
+def mark_aggregator(app: Flask, source_id: int, relays: bool = True) -> None:
+    """The operator declares the source an aggregator (or no longer one), as the sources page does."""
+    set_relays(app.extensions["engine"], source_id, relays)
 
 
 @pytest.mark.parametrize("hostile_trust", [50, 90])
@@ -193,9 +193,7 @@ def test_a_relayed_copy_counts_until_the_authority_arrives_and_never_beats_it(ma
     assert real["id"] not in live(app)
     assert "foreign-origin" in codes(refused(app, relay_id)[real["id"]])
 
-    mark_aggregator(app, relay_id)
-    relay.put({**real, "name": "Relayed word"})  # a new change, so the next harvest reads it again
-    relay.put(unnamed)
+    mark_aggregator(app, relay_id)  # its feed is read again from the start, judged by the new rule
     harvest(app, relay_id)
     assert live(app)[real["id"]]["data"]["name"] == "Relayed word"  # no authoritative copy yet: shown
     assert unnamed["id"] not in live(app)
@@ -212,6 +210,13 @@ def test_a_relayed_copy_counts_until_the_authority_arrives_and_never_beats_it(ma
     harvest(app, relay_id)
     assert copies_of(app, real["id"])[relay_id]["name"] == "Relayed again, later"
     assert live(app)[real["id"]]["data"]["name"] == "The publisher's word"
+
+    # No longer an aggregator: its relayed copies go, and are refused when read again.
+    mark_aggregator(app, relay_id, relays=False)
+    assert relay_id not in copies_of(app, real["id"])
+    harvest(app, relay_id)
+    assert relay_id not in copies_of(app, real["id"])
+    assert "foreign-origin" in codes(refused(app, relay_id)[real["id"]])
 
 
 def test_an_aggregator_is_recognised_by_its_sources_list(make_feed, make_aggregator):

@@ -14,7 +14,7 @@ import pytest
 from aggregator.adapters.mapping import VERIFIED_BY
 from tests.aggregator.conftest import follow, harvest, source_row
 from tests.aggregator.test_sources import _logged_in, _post
-from tests.browser.test_widget import open_widget, page  # noqa: F401  (page is a fixture)
+from tests.browser.test_widget import open_widget
 from tests.embed.live import FEED_PATH, LONDON, TODAY, aggregator_app, month_year, serve_feed
 from tests.factories import event_activity
 
@@ -123,7 +123,7 @@ def test_harvest_dates_rank_as_unconfirmed_and_checked_sources_vouch(serve, tmp_
 
 
 @pytest.mark.browser
-def test_the_widget_says_who_vouches_and_what_no_organiser_confirmed(page, serve, tmp_path):  # noqa: F811
+def test_the_widget_says_who_vouches_and_what_no_organiser_confirmed(page, serve, tmp_path):
     app, own_source, _directory, _lunch_id = _aggregator(serve, tmp_path)
     _post(_logged_in(app), f"/operator/sources/{own_source}/checked", "/operator/sources", checked="1")
     aggregator = serve(app)

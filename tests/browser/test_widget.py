@@ -8,7 +8,7 @@ Screenshots of the widget and the print sheet go to tests/artifacts/ for the REA
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 
@@ -34,18 +34,6 @@ from tests.embed.live import (
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-
-
-@pytest.fixture
-def page(chromium) -> Iterator:
-    context = chromium.new_context(viewport={"width": 900, "height": 900}, locale="en-GB")
-    tab = context.new_page()
-    tab.set_default_timeout(10_000)
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    yield tab
-    context.close()
-    assert not errors, errors
 
 
 def surgery_site(script_url: str, attributes: Mapping[str, str], css: str = "") -> Flask:

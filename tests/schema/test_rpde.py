@@ -143,7 +143,10 @@ def test_page_rules():
     too_many = [deleted_item(f"https://p.example/a/{n}", n) for n in range(501)]
     [problem] = validate_page(a_page(items=too_many))
     assert (problem.path, problem.code) == ("$.items", "too-many")
-    assert problem.message == "Items has 501 entries; at most 500 are allowed."
+    assert problem.message == (
+        "Items has 501 entries; at most 500 are allowed; "
+        "publish at most that many items a page, and the rest on the next page."
+    )
     assert validate_page([]) == [
         Problem("$", "wrong-type", "An RPDE page should be a JSON object, not a list.")
     ]

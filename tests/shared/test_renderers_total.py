@@ -20,7 +20,7 @@ import httpx
 import icalendar
 import pytest
 from lxml import etree
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from aggregator import search_index
 from aggregator.store import merged
@@ -155,21 +155,31 @@ def test_publisher_serves_every_rendering_of_text_stored_past_the_contract(
     assert 'href="javascript:' not in page.text  # a stored link that is not http(s) is never clickable
 
 
-def _store_merged(app: Any, activities: list[dict[str, Any]]) -> None:
-    """Write ``activities`` into the merged set and its search index directly, as a store may hold them."""
+def store_merged(
+    app: Any, activities: list[dict[str, Any]], source_id: int | None = None, *, indexed: bool = True
+) -> None:
+    """Write ``activities`` into the merged set (and its search index when ``indexed``) as stores hold them.
+
+    ``source_id``, when given, is the source their provenance names (so that its page counts them).
+    """
     with app.extensions["engine"].begin() as conn:
-        for number, activity in enumerate(activities, start=1):
-            provenance = [{"source_url": f"{BASE}/feeds/activities", "item_id": activity["id"]}]
+        last = conn.execute(select(func.coalesce(func.max(merged.c.change_number), 0))).scalar_one()
+        for number, activity in enumerate(activities, start=last + 1):
+            source: dict[str, Any] = {"source_url": f"{BASE}/feeds/activities", "item_id": activity["id"]}
+            if source_id is not None:
+                source["source_id"] = source_id
+            provenance = [source]
             row = {"item_id": activity["id"], "kind": activity["type"], "data": activity}
             inserted = conn.execute(insert(merged).values(**row, provenance=provenance, change_number=number))
             merged_id = inserted.inserted_primary_key[0]
-            search_index.reindex(conn, merged_id, activity, provenance)
+            if indexed:
+                search_index.reindex(conn, merged_id, activity, provenance)
 
 
 def test_aggregator_serves_every_rendering_of_text_stored_past_the_contract(serve, tmp_path):
     app = aggregator_app(tmp_path)
     walk, *others = live_activities()[1:] + live_activities()[:1]
-    _store_merged(app, [stored_hostile(walk), *others])
+    store_merged(app, [stored_hostile(walk), *others])
     server = serve(app)
 
     with httpx.Client(base_url=server.url, timeout=10) as client:
