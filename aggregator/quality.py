@@ -148,6 +148,8 @@ def quality_report(conn: Connection, source_id: int, now: datetime) -> dict[str,
         },
         "refusedItems": refused,
         "problems": dict(sorted(problems.items(), key=lambda pair: (-pair[1], pair[0]))),
+        # The same refusals, grouped by reason with each item's messages: what the publisher must fix.
+        "refused": refused_by_reason(conn, source_id),
         "lastVerified": {
             "medianAgeDays": statistics.median(ages) if ages else None,
             "confirmedByOrganiser": len(ages),

@@ -56,6 +56,10 @@ def test_the_quality_report_counts_a_known_data_set(make_feed, make_aggregator, 
     client = app.test_client()
 
     report = client.get(f"/sources/{source_id}/quality.json").get_json()
+    refused = report.pop("refused")  # each refusal with its messages, grouped by reason
+    assert {group["code"] for group in refused} == {"required", "postcode", "unknown-category"}
+    assert all(group["items"] and group["items"][0]["problems"][0]["message"] for group in refused)
+    assert sum(group["count"] for group in refused if group["code"] == "required") == 2
     assert report == {
         "source": source_id,
         "checkedBy": None,
