@@ -13,14 +13,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from aggregator.extensions import limiter
 from aggregator.store import operators
 from federation.db import inserted_id
-from federation.sessions import is_current, new_generation, replace_generation, start_session
+from federation.sessions import is_current, replace_generation, start_session
 
 bp = Blueprint("auth", __name__)
 
@@ -58,13 +58,11 @@ def set_operator_password(engine: Engine, operator_id: int, password: str) -> st
     Whoever knew (or guessed) the old password may be logged in somewhere: they are out now.
     """
     _check_new_password(password)
-    generation = new_generation()
+    password_hash = generate_password_hash(password)  # slow on purpose: not inside the transaction
     with engine.begin() as conn:
-        conn.execute(
-            update(operators)
-            .where(operators.c.id == operator_id)
-            .values(password_hash=generate_password_hash(password), session_generation=generation)
-        )
+        generation = replace_generation(conn, operators, operator_id, password_hash=password_hash)
+    if generation is None:
+        raise ValueError(f"There is no operator number {operator_id}.")
     return generation
 
 

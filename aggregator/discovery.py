@@ -47,6 +47,8 @@ _DISCOVERY_CANDIDATES = 6
 _STALLED_AFTER = timedelta(seconds=60)
 
 DISCOVERING, NO_FEED = "discovering", "no-feed"
+# The states of a source whose feed is not known yet: it stores the address given.
+FEED_UNKNOWN = (DISCOVERING, NO_FEED)
 
 
 class DiscoveryError(ValueError):
@@ -125,11 +127,7 @@ def _distribution_urls(dataset: Mapping[str, Any]) -> list[str]:
     distribution = dataset.get("distribution") or []
     if isinstance(distribution, dict):
         distribution = [distribution]
-    return [
-        url
-        for d in distribution
-        if isinstance(d, dict) and (url := d.get("contentUrl") or d.get("url"))
-    ]
+    return [url for d in distribution if isinstance(d, dict) and (url := d.get("contentUrl") or d.get("url"))]
 
 
 def discover(client: GuardedClient, url: str) -> Discovered:
@@ -333,7 +331,7 @@ def searching(row: Any, config: Mapping[str, Any], now: datetime | None = None) 
     ``then`` is the state it takes once found; ``stalled`` is true when a search has run well
     past its time limit (its worker was stopped), so the operator may ask again.
     """
-    if row.state not in (DISCOVERING, NO_FEED) or not row.discovery:
+    if row.state not in FEED_UNKNOWN or not row.discovery:
         return None
     since = datetime.fromisoformat(row.discovery["since"])
     overdue = since + timedelta(seconds=time_limit(config)) + _STALLED_AFTER
@@ -344,7 +342,11 @@ def searching(row: Any, config: Mapping[str, Any], now: datetime | None = None) 
     }
 
 
+def state_when_found(row: Any) -> str | None:
+    """The state a source without its feed yet takes once the feed is found; None for any other source."""
+    return (row.discovery or {}).get("then") if row.state in FEED_UNKNOWN else None
+
+
 def awaiting_approval(row: Any) -> bool:
     """Pending, or to be pending once its feed is found: nobody has approved it yet, so not public."""
-    then = (row.discovery or {}).get("then") if row.state in (DISCOVERING, NO_FEED) else None
-    return row.state == "pending" or then == "pending"
+    return row.state == "pending" or state_when_found(row) == "pending"

@@ -470,10 +470,15 @@ def _problem(source: SourceRow, cause: str, fix: str) -> dict[str, str]:
 
 
 def _record_success(
-    engine: Engine, source: SourceRow, config: Mapping[str, Any], result: HarvestResult
+    engine: Engine,
+    source: SourceRow,
+    config: Mapping[str, Any],
+    result: HarvestResult,
+    problem: dict[str, str] | None = None,
 ) -> None:
+    """Record a harvest that made progress; ``problem`` says why it stopped short, if it did."""
     now = utcnow()
-    wait = 0 if result.status == "more" else int(config.get("HARVEST_INTERVAL", 900))
+    wait = 0 if result.status in ("more", "limited") else int(config.get("HARVEST_INTERVAL", 900))
     with engine.begin() as conn:
         conn.execute(
             update(sources)
@@ -482,7 +487,7 @@ def _record_success(
                 last_harvest_at=now,
                 last_success_at=now,
                 last_status=result.status,
-                last_error=None,
+                last_error=problem,
                 failures=0,
                 next_attempt_at=now + timedelta(seconds=wait),
             )
@@ -494,7 +499,7 @@ def _record_limited(
 ) -> None:
     """The job used up its budget: what it applied stays, with its cursor, and the reason is shown.
 
-    With progress made, the next harvest comes soon and goes on from the cursor; without
+    With progress made, the next harvest comes at once and goes on from the cursor; without
     any, the source is retried with the usual backoff, since the same wall will be hit again.
     """
     problem = _problem(
@@ -506,22 +511,12 @@ def _record_limited(
     if not result.pages:
         _record_failure(engine, source, config, result, "limited", problem)
         return
-    now = utcnow()
-    with engine.begin() as conn:
-        conn.execute(
-            update(sources)
-            .where(sources.c.id == source.id)
-            .values(
-                last_harvest_at=now,
-                last_success_at=now,
-                last_status="limited",
-                last_error=problem,
-                failures=0,
-                next_attempt_at=now,
-            )
-        )
-    result.status = "limited"
-    result.message = f"{problem['thing']}: {problem['cause']}. {problem['fix']}"
+    result.status, result.message = "limited", _told(problem)
+    _record_success(engine, source, config, result, problem)
+
+
+def _told(problem: dict[str, str]) -> str:
+    return f"{problem['thing']}: {problem['cause']}. {problem['fix']}"
 
 
 def _record_failure(
@@ -550,8 +545,7 @@ def _record_failure(
         values["state"] = "stopped"
     with engine.begin() as conn:
         conn.execute(update(sources).where(sources.c.id == source.id).values(**values))
-    result.status = status
-    result.message = f"{problem['thing']}: {problem['cause']}. {problem['fix']}"
+    result.status, result.message = status, _told(problem)
 
 
 # -- applying one page --------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from sqlalchemy import update
 
 from aggregator import search_index
 from aggregator.harvest import HarvestResult, due_sources, engine_for, harvest_source
-from aggregator.lease import give_back_abandoned
+from aggregator.lease import give_back_abandoned, lease_seconds
 from aggregator.store import sources
 from federation.clock import utcnow
 from federation.queue import queue_for, redis_for
@@ -89,7 +89,7 @@ def enqueue_due(config: Mapping[str, Any]) -> list[int]:
     """Queue a harvest of every due source, and hold each back for a lease so it is queued once."""
     engine = engine_for(config["DATABASE_URL"])
     due = due_sources(engine)
-    hold = utcnow() + timedelta(seconds=float(config.get("HARVEST_LEASE", 60)))
+    hold = utcnow() + timedelta(seconds=lease_seconds(config))
     for source_id in due:
         with engine.begin() as conn:
             conn.execute(update(sources).where(sources.c.id == source_id).values(next_attempt_at=hold))
@@ -105,7 +105,7 @@ def harvest_now(source_id: int, config: Mapping[str, Any]) -> HarvestResult:
     command line, another web process without Redis) or was abandoned by a killed worker;
     either way this one was asked for after it began, so it must still run, not give up.
     """
-    lease = float(config.get("HARVEST_LEASE", 60))
+    lease = lease_seconds(config)
     deadline = time.monotonic() + 2 * lease
     result = harvest_source(source_id, config)
     while result.status == "locked" and time.monotonic() < deadline:

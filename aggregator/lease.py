@@ -61,6 +61,11 @@ def current_owner() -> str:
     return job.id if job is not None else uuid.uuid4().hex
 
 
+def lease_seconds(config: Mapping[str, Any]) -> float:
+    """Seconds a harvest's lease lasts unless renewed (``HARVEST_LEASE``, at least 0.3)."""
+    return max(0.3, float(config.get("HARVEST_LEASE", 60)))
+
+
 def _redis_lock_name(config: Mapping[str, Any], source_id: int) -> str:
     return f"{config.get('RQ_QUEUE', 'localfeed')}:harvest-lock:{source_id}"
 
@@ -74,7 +79,7 @@ class SourceLease:
     def __init__(self, engine: Engine, source_id: int, config: Mapping[str, Any], owner: str | None = None):
         self.engine = engine
         self.source_id = source_id
-        self.seconds = max(0.3, float(config.get("HARVEST_LEASE", 60)))
+        self.seconds = lease_seconds(config)
         self.owner = owner or current_owner()
         self._lost = threading.Event()
         self._stop = threading.Event()

@@ -32,7 +32,7 @@ from aggregator.adapters import ADAPTERS, localfeed
 from aggregator.auth import operator_required, signed_in_operator_id
 from aggregator.discovery import (
     DISCOVERING,
-    NO_FEED,
+    FEED_UNKNOWN,
     Discovered,
     DiscoveryError,
     awaiting_approval,
@@ -40,6 +40,7 @@ from aggregator.discovery import (
     find_feed,
     searching,
     start_discovery,
+    state_when_found,
 )
 from aggregator.extensions import limiter
 from aggregator.feeds import own_url
@@ -58,8 +59,6 @@ bp = Blueprint("sources", __name__)
 
 # Items verified longer ago than this are counted as stale on the source page.
 STALE_AFTER_DAYS = 90
-# Where a source stands while its feed is not known yet: it stores the address given.
-_NO_FEED_YET = (DISCOVERING, NO_FEED)
 
 
 def _checked(trust: int, kind: str | None) -> None:
@@ -160,8 +159,7 @@ def remove_source(engine: Engine, source_id: int) -> None:
 
 def set_trust(engine: Engine, source_id: int, trust: int) -> None:
     """Change a source's trust and re-decide the merged items it contributes to."""
-    if not 0 <= trust <= 100:
-        raise ValueError(f"Trust {trust} is out of range; give a whole number from 0 to 100.")
+    _checked(trust, None)
     with engine.begin() as conn:
         next_change_numbers(conn, counter)
         conn.execute(update(sources).where(sources.c.id == source_id).values(trust=trust))
@@ -420,7 +418,7 @@ def operator_action(source_id: int, action: str):
     if row is None:
         abort(404)
     states = {"approve": "approved", "pause": "paused", "restart": "approved"}
-    if row.state in _NO_FEED_YET and action in (*states, "harvest"):
+    if row.state in FEED_UNKNOWN and action in (*states, "harvest"):
         flash(
             f"{row.name} has no feed yet, so it cannot be harvested: wait for the search to end, "
             "or find the feed again.",
@@ -433,7 +431,7 @@ def operator_action(source_id: int, action: str):
         flash(f"Approved {row.name}. Finding its feed at {row.url}… This page shows what is found.")
         return _find_feed_later(row, "approved")
     if action == "rediscover":
-        then = (row.discovery or {}).get("then") if row.state in _NO_FEED_YET else None
+        then = state_when_found(row)
         flash(f"Finding the feed at {row.url} again… This page shows what is found.")
         return _find_feed_later(row, then or _STATE_WHEN_FOUND_AGAIN.get(row.state, row.state))
     if action in states:

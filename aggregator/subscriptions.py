@@ -42,6 +42,7 @@ from aggregator.harvest import HarvestResult, apply_page, engine_for, guarded_cl
 from aggregator.jobs import enqueue, enqueue_harvest
 from aggregator.settings import job_config
 from aggregator.store import metadata, sources
+from federation.bodies import body_within
 from federation.clock import utcnow
 from federation.db import UTCDateTime
 from federation.fetch import Fetched, FetchError
@@ -333,7 +334,7 @@ def delivery(token: str) -> Response:
     if row is None or row.state == "ended":
         return Response("No such subscription.\n", 410, mimetype="text/plain")  # the hub ends it (§7)
     limit = int(current_app.config["FETCH_MAX_BYTES"])
-    body = _body_within(limit)
+    body = body_within(limit)
     if body is None:
         return Response(f"Deliveries are limited to {limit} bytes.\n", 413, mimetype="text/plain")
     if not verify_delivery(row.secret, body, request.headers):
@@ -349,25 +350,6 @@ def delivery(token: str) -> Response:
     _count(engine, row.id, ignored=False, error=None)
     enqueue_harvest(row.source_id, config)  # the push is a hint too: walk the feed from our cursor
     return Response(f"Applied {applied} change(s).\n", 202, mimetype="text/plain")
-
-
-def _body_within(limit: int) -> bytes | None:
-    """The request body, or None when it is over ``limit`` bytes.
-
-    A body sent without Content-Length (chunked) is read only up to the limit, never
-    buffered whole, so a hub cannot exhaust the process by streaming for ever.
-    """
-    if (request.content_length or 0) > limit:
-        return None
-    stream = request.stream
-    parts: list[bytes] = []
-    size = 0
-    while chunk := stream.read(min(65_536, limit + 1 - size)):
-        parts.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return None
-    return b"".join(parts)
 
 
 def _own_url() -> str:

@@ -32,8 +32,11 @@ from sqlalchemy import (
 )
 
 
-def _dumps(value: Any) -> str:
-    # Non-string keys become strings, as the standard library's json does.
+def json_text(value: Any) -> str:
+    """``value`` as a JSON column stores it (raises orjson.JSONEncodeError for what JSON cannot hold).
+
+    Non-string keys become strings, as the standard library's json does.
+    """
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -41,7 +44,7 @@ SCHEMA_LOCK_KEY = 0x10CA1FEED  # PostgreSQL advisory lock held while changing ta
 
 # JSON columns hold whole activities: orjson reads and writes them several times faster
 # than the standard library, which a harvest of thousands of items a second notices.
-_JSON = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
+_JSON = {"json_serializer": json_text, "json_deserializer": orjson.loads}
 
 
 def make_engine(url: str) -> Engine:

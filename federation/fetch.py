@@ -502,8 +502,12 @@ class GuardedClient:
         headers: Mapping[str, str] | None = None,
         *,
         follow_redirects: bool = True,
+        total_timeout: float | None = None,
     ) -> Fetched:
-        return self.request("POST", url, content=content, headers=headers, follow_redirects=follow_redirects)
+        return self.request(
+            "POST", url, content=content, headers=headers, follow_redirects=follow_redirects,
+            total_timeout=total_timeout,
+        )
 
     def request(
         self,
@@ -533,13 +537,13 @@ class GuardedClient:
         try:
             for _hop in range(self.max_redirects + 1):
                 target = self._checked_url(current)
-                timeout = self._timeout(current, deadline)
+                timeout = self._timeout(current, deadline, seconds)
                 with _translated_errors(current, seconds), self._client.stream(
                     method, target, headers=headers, content=content, timeout=timeout
                 ) as response:
                     next_url = _redirect_target(target, response) if follow_redirects else None
                     if next_url is None:
-                        body = self._read_body(current, response, limit, deadline)
+                        body = self._read_body(current, response, limit, deadline, seconds)
                         return Fetched(str(target), response.status_code, response.headers, body)
                 same_origin = next_url.netloc == target.netloc
                 method, content, headers = _redirected(
@@ -567,11 +571,11 @@ class GuardedClient:
             raise FetchError(url, "the address has no host name", "Use a full address like https://example.org/feed.")
         return parsed
 
-    def _timeout(self, url: str, deadline: float) -> httpx.Timeout:
+    def _timeout(self, url: str, deadline: float, seconds: float) -> httpx.Timeout:
         """Per-operation timeouts, each capped by what is left of the total deadline."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise _past_deadline(url, self.total_timeout)
+            raise _past_deadline(url, seconds)
         return httpx.Timeout(
             connect=min(self.connect_timeout, remaining),
             read=min(self.read_timeout, remaining),
@@ -579,7 +583,9 @@ class GuardedClient:
             pool=remaining,
         )
 
-    def _read_body(self, url: str, response: httpx.Response, limit: int, deadline: float) -> bytes:
+    def _read_body(
+        self, url: str, response: httpx.Response, limit: int, deadline: float, seconds: float
+    ) -> bytes:
         """The body with its Content-Encoding undone, abandoned the moment any count passes ``limit``.
 
         The raw bytes are read (``iter_raw``) and decoded here, step by bounded step: httpx
@@ -593,7 +599,7 @@ class GuardedClient:
             for chunk in response.iter_raw():
                 decoder.feed(chunk)
                 if time.monotonic() > deadline:  # decoding takes time too
-                    raise _past_deadline(url, self.total_timeout)
+                    raise _past_deadline(url, seconds)
             return decoder.finish()
         except Oversized as exc:
             raise TooLarge(

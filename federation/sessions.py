@@ -51,11 +51,13 @@ def is_current(generation: str | None) -> bool:
     return bool(generation) and isinstance(issued, str) and hmac.compare_digest(issued, str(generation))
 
 
-def replace_generation(conn: Connection, users: Table, user_id: int) -> str:
+def replace_generation(conn: Connection, users: Table, user_id: int, **changes: Any) -> str | None:
     """End every session of user ``user_id`` (logout, new password); returns the new generation.
 
-    ``users`` is the app's user table, with an ``id`` and the :func:`generation_column`.
+    ``users`` is the app's user table, with an ``id`` and the :func:`generation_column`;
+    ``changes`` are other columns to set in the same update (e.g. the new password's hash).
+    None when there is no such user.
     """
     generation = new_generation()
-    conn.execute(update(users).where(users.c.id == user_id).values({COLUMN: generation}))
-    return generation
+    done = conn.execute(update(users).where(users.c.id == user_id).values({**changes, COLUMN: generation}))
+    return generation if done.rowcount == 1 else None

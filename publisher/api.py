@@ -12,8 +12,9 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
+from federation.bodies import body_within
 from federation.clock import clock
 from publisher import editing
 from publisher.extensions import get_store, public_url
@@ -94,16 +95,8 @@ def _body() -> dict[str, Any] | Response:
             "The request body must be one activity as a JSON object, "
             "sent with 'Content-Type: application/json'.",
         )
-    # One byte over the limit is read, if sent: a chunked body (no Content-Length) is cut at
-    # the limit without complaint, so the extra byte is what tells a body that goes on.
-    request.max_content_length = MAX_BODY_BYTES + 1
-    data = b""
-    try:
-        data = request.get_data(cache=False)
-        too_long = len(data) > MAX_BODY_BYTES
-    except RequestEntityTooLarge:  # a Content-Length over the limit: refused before reading
-        too_long = True
-    if too_long:
+    data = body_within(MAX_BODY_BYTES)
+    if data is None:
         return _error(
             413,
             f"The request body is over {MAX_BODY_BYTES:,} bytes; one activity is at most "

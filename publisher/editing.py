@@ -18,6 +18,7 @@ import orjson
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from federation.clock import utcnow
+from federation.db import json_text
 from publisher.store import Conflict, Group, NotFound, Store, StoredActivity, slugify
 from schema import Problem, normalise_activity_postcode, outsized, validate_activity
 
@@ -171,7 +172,7 @@ def _unstorable(prepared: dict[str, Any]) -> list[Problem]:
     they miss is answered as the activity's problem rather than as the server's fault.
     """
     try:
-        orjson.dumps(prepared, option=orjson.OPT_NON_STR_KEYS)  # as federation.db writes it
+        json_text(prepared)
     except orjson.JSONEncodeError as error:
         message = (
             f"The activity could not be stored: {error}. Check its numbers (no larger than they need "

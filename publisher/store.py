@@ -360,13 +360,10 @@ class Store:
         """Set a new password, which also logs the user out everywhere (whoever knew the old one)."""
         if len(password) < 8:
             raise StoreError("The password is too short; use at least 8 characters.")
+        password_hash = generate_password_hash(password)  # slow on purpose: not inside the transaction
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(users)
-                .where(users.c.id == user_id)
-                .values(password_hash=generate_password_hash(password), session_generation=new_generation())
-            )
-        if result.rowcount == 0:
+            generation = replace_generation(conn, users, user_id, password_hash=password_hash)
+        if generation is None:
             raise NotFound(f"There is no user number {user_id}.")
 
     def end_sessions(self, user_id: int) -> None:

@@ -22,6 +22,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from schema.limits import LATEST_YEAR
+
 DEFAULT_TIMEZONE = "Europe/London"
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 INACTIVE_STATUSES = frozenset({"paused", "cancelled"})
@@ -291,8 +293,12 @@ def repeat_problem(frequency: str, interval: Any = 1, times_a_day: int = 1) -> s
 
 
 def runs_on(end: date, start: date) -> bool:
-    """Whether an end this far after ``start`` means no end (the schedule runs on)."""
-    return end.year - start.year > RUNS_ON_AFTER_YEARS
+    """Whether an end this far after ``start``, or past the last year the contract holds, means no end.
+
+    An ``endDate`` after ``LATEST_YEAR`` would cost the schedule its place (the contract refuses
+    it), so a source's end that far off is read as what it means: the schedule runs on.
+    """
+    return end.year - start.year > RUNS_ON_AFTER_YEARS or end.year > LATEST_YEAR
 
 
 def start_problem(start: date, today: date) -> str | None:

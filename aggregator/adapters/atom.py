@@ -180,11 +180,7 @@ def entry_result(entry: Any, feed_url: str, now: datetime) -> Change | Unmapped:
                 label = f"Entry '{title or ref}'"
                 return m.Candidate(str(thing.get("id")), label, thing, ref=ref).result()
             if openactive.thing_type(thing) in openactive.EVENT_TYPES:
-                own = (
-                    http_url(thing.get("@id"))
-                    or http_url(thing.get("url"))
-                    or http_url(entry.get("link"))
-                )
+                own = http_url(thing.get("@id")) or http_url(thing.get("url")) or http_url(entry.get("link"))
                 candidate = openactive.map_opportunity(
                     thing,
                     m.item_id_for(feed_url, own, ref),

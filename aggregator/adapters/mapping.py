@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from aggregator.adapters.base import Change, Unmapped
 from aggregator.authority import SourceAuthority
 from schema import is_valid_activity, normalise_postcode, validate_activity
+from schema.text import FORBIDDEN_CHARACTER
 from schema.vocab import categories as category_vocabulary
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 # one strange item is the source's problem, shown with its name, not a fault of ours.
 SOURCE_ERRORS = (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError)
 _DETAIL_LIMIT = 200
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 Mapped = TypeVar("Mapped")
 
 # Marks an activity whose ``lastVerified`` is the day we harvested it, because the source
@@ -150,8 +150,8 @@ def source_error(exc: BaseException) -> str:
     """An error raised by a source's data, in plain words and of bounded length."""
     if isinstance(exc, RecursionError):
         return "it is nested too deeply to read"
-    # The error may quote the source's bytes: keep it short and free of control characters.
-    detail = _CONTROL.sub("?", str(exc)) or type(exc).__name__
+    # The error may quote the source's bytes: keep it short and free of what no text may hold.
+    detail = FORBIDDEN_CHARACTER.sub("?", str(exc)) or type(exc).__name__
     if len(detail) > _DETAIL_LIMIT:
         detail = detail[: _DETAIL_LIMIT - 1] + "…"
     if isinstance(exc, OverflowError):

@@ -101,7 +101,7 @@ def pages(fetch: Fetch, url: str, cursor: str | None, *, now: datetime | None = 
         for item in document["items"]:
             budget.spend(items=1)
             ref = _item_ref(item)
-            result = m.guarded(ref, ref, lambda: _page_item(item, series, page))  # noqa: B023 (called at once)
+            result = m.guarded(ref, ref, lambda: _page_item(item, ref, series, page))  # noqa: B023 (called at once)
             if isinstance(result, Unmapped):
                 page.unmapped.append(result)
         series.flush(page)
@@ -134,27 +134,26 @@ def _item_ref(item: Any) -> str:
     return m.text(repr(item)[:80], 80)
 
 
-def _page_item(item: Any, series: _SeriesSeen, page: Page) -> None:
+def _page_item(item: Any, ref: str, series: _SeriesSeen, page: Page) -> None:
     """Add one RPDE item to ``page``: a change, a deletion, or the reason it is not an activity.
+
+    ``ref`` is how the source names the item (``_item_ref``), shown with any reason about it.
 
     A series (or event) is only noted here: ``series.flush`` maps it at the end of the page.
     """
     if not isinstance(item, dict) or "id" not in item:
-        page.unmapped.append(
-            Unmapped(_item_ref(item), "An RPDE item without an id; the publisher's feed is broken.")
-        )
+        page.unmapped.append(Unmapped(ref, "An RPDE item without an id; the publisher's feed is broken."))
         return
     if isinstance(item["id"], bool) or not isinstance(item["id"], str | int):
         page.unmapped.append(
             Unmapped(
-                _item_ref(item),
+                ref,
                 f"An RPDE item's id is {type(item['id']).__name__}, not a string or a number; "
                 "the publisher's feed is broken.",
             )
         )
         return
     kind, source_id = str(item.get("kind", "")), item["id"]
-    ref = _item_ref(item)
     item_id = m.minted_id(series.feed_url, source_id)
     if item.get("state") == "deleted":
         series.forget(item_id)  # a series updated earlier in the page must not come back

@@ -211,11 +211,12 @@ def _summaries(fetch: Fetch, services_url: str, listing: _Listing, page: Page) -
             if index >= listing.done:  # those before were read before the budget stopped the last harvest
                 yield summary
         total = envelope.get("total_pages")
-        if total is not None and (isinstance(total, bool) or not isinstance(total, int)):
+        last_number = total if isinstance(total, int) and not isinstance(total, bool) else None
+        if total is not None and last_number is None:
             page.unmapped.append(_bad_total(list_url, total))
         if not envelope["contents"] or envelope.get("last_page") is True:
             return
-        if isinstance(total, int) and not isinstance(total, bool) and listing.number >= total:
+        if last_number is not None and listing.number >= last_number:
             return
         if new == 0:
             page.unmapped.append(

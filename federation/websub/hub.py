@@ -255,7 +255,6 @@ class Hub:
         with self._client_lock:
             if self._client is None:
                 self._client = self._client_factory()
-                self._client.total_timeout = min(self._client.total_timeout, CALLBACK_DEADLINE)
             return self._client
 
     def close(self) -> None:
@@ -380,7 +379,7 @@ class Hub:
         started = self.now()
         try:
             # A redirect counts as a failure (§5.3.1), so it is not followed.
-            answer = self.client.get(url, follow_redirects=False)
+            answer = self.client.get(url, follow_redirects=False, total_timeout=CALLBACK_DEADLINE)
         except BlockedAddress as refused:
             # The guard will refuse this callback every time: retrying only delays the answer.
             self._intent_failed(intent, str(refused))
@@ -514,7 +513,10 @@ class Hub:
             headers["X-Hub-Signature"] = sign(delivery["secret"], delivery["body"])
         try:
             # Subscribers must not move by redirect (§7): a 3xx is a failure like any other.
-            answer = self.client.post(delivery["callback"], delivery["body"], headers, follow_redirects=False)
+            answer = self.client.post(
+                delivery["callback"], delivery["body"], headers,
+                follow_redirects=False, total_timeout=CALLBACK_DEADLINE,
+            )
         except BlockedAddress as refused:
             # The guard will refuse this callback every time: retrying would never succeed.
             self._delivery_failed(delivery, None, str(refused), final=True)

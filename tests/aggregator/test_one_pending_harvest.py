@@ -74,6 +74,15 @@ def queued_harvests(queue: Queue, source_id: int) -> int:
     return sum(job_id.startswith(f"harvest-{source_id}-") for job_id in queue.get_job_ids())
 
 
+def held_harvest(feed: HeldFeed, source_id: int, config: dict[str, Any], name: str) -> Any:
+    """Put the walk as ``name`` and start a harvest; its job, once it waits at the hold."""
+    feed.walk(name)
+    feed.hold.clear()
+    running = enqueue_harvest(source_id, config)
+    wait_for(feed.held.is_set, "the harvest to read the feed's first page")
+    return running
+
+
 def shown_name(app: Flask) -> str | None:
     items = live(app)
     return next(iter(items.values()))["data"]["name"] if items else None
@@ -115,10 +124,7 @@ def test_a_push_after_the_running_harvest_read_the_feed_is_harvested_once_more(
     app = aggregator_with_worker
     source_id = follow(app, held_feed.feed_url)
     config = job_config(app)
-    held_feed.walk("Walk, first version")
-    held_feed.hold.clear()
-    running = enqueue_harvest(source_id, config)
-    wait_for(held_feed.held.is_set, "the harvest to read the feed's first page")
+    running = held_harvest(held_feed, source_id, config, "Walk, first version")
 
     held_feed.walk("Walk, changed after the harvest read the feed")
     pushed = enqueue_harvest(source_id, config)  # the push that comes with the change
@@ -139,10 +145,7 @@ def test_pushes_during_a_harvest_end_in_one_more_harvest_with_the_last_change(
     queue = queue_for(redis_url, unique_name)
     worker = start_worker(app, tmp_path / "worker.log")
     try:
-        held_feed.walk("Walk, version 0")
-        held_feed.hold.clear()
-        running = enqueue_harvest(source_id, config)
-        wait_for(held_feed.held.is_set, "the harvest to read the feed's first page")
+        running = held_harvest(held_feed, source_id, config, "Walk, version 0")
         for n in range(1, PUSHES + 1):
             if n % 100 == 0:
                 held_feed.walk(f"Walk, version {n}")
@@ -169,10 +172,7 @@ def test_the_schedule_does_not_ask_a_running_harvest_for_another(held_feed, make
     app = make_aggregator(FETCH_TIMEOUT=DEADLINE)
     source_id = follow(app, held_feed.feed_url)
     config = job_config(app)
-    held_feed.walk("Walk")
-    held_feed.hold.clear()
-    running = enqueue_harvest(source_id, config)
-    wait_for(held_feed.held.is_set, "the harvest to read the feed's first page")
+    running = held_harvest(held_feed, source_id, config, "Walk")
     assert enqueue_due(config) == [source_id]  # due: it has never finished a harvest
     held_feed.hold.set()
     assert running.result(timeout=DEADLINE).status == "ok"

@@ -74,9 +74,18 @@ def _pending_job(app: Flask, source_id: int) -> Job:
     return enqueue_harvest(source_id, job_config(app))
 
 
-def _walks(feed: FeedServer, count: int) -> None:
-    for n in range(count):  # ids on the feed's own origin: the source is the authority for them
+@pytest.fixture
+def slow_source(make_feed, make_aggregator, redis_url, unique_name) -> tuple[FeedServer, Flask, int]:
+    """(feed, app, source id): 20 walks on slow pages of 2, followed by an aggregator on Redis.
+
+    The aggregator keeps the default lease (a minute): a dead job's lease is given back, not waited out.
+    """
+    feed = make_feed(page_size=2)
+    for n in range(20):  # ids on the feed's own origin: the source is the authority for them
         feed.put(weekly_activity(id=f"{feed.base_url}/walks/{n}", name=f"Walk {n}"))
+    feed.page_delay = 0.2
+    app = make_aggregator(REDIS_URL=redis_url, RQ_QUEUE=unique_name)
+    return feed, app, follow(app, feed.feed_url)
 
 
 def _edit_while_no_worker_runs(feed: FeedServer) -> None:
@@ -109,16 +118,9 @@ def _shown(app: Flask) -> dict[str, Any]:
 
 
 @pytest.mark.redis
-def test_killing_the_worker_mid_harvest_ends_with_exactly_the_feed(
-    make_feed, make_aggregator, redis_url, unique_name, tmp_path
-):
+def test_killing_the_worker_mid_harvest_ends_with_exactly_the_feed(slow_source, tmp_path):
     log = tmp_path / "worker.log"
-    feed = make_feed(page_size=2)
-    _walks(feed, 20)
-    feed.page_delay = 0.2
-    # The default lease (a minute): the dead job's lease is given back, not waited out.
-    app = make_aggregator(REDIS_URL=redis_url, RQ_QUEUE=unique_name)
-    source_id = follow(app, feed.feed_url)
+    feed, app, source_id = slow_source
     abandoned = _kill_mid_harvest(app, source_id, start_worker(app, log), log)
     assert _pending_job(app, source_id).id == abandoned.id  # still blocks new harvests of the source
 
@@ -135,14 +137,10 @@ def test_killing_the_worker_mid_harvest_ends_with_exactly_the_feed(
 
 @pytest.mark.redis
 def test_a_worker_killed_mid_job_restarts_under_its_name_and_the_source_is_harvested_again(
-    make_feed, make_aggregator, redis_url, unique_name, tmp_path
+    slow_source, redis_url, unique_name, tmp_path
 ):
     log = tmp_path / "worker.log"
-    feed = make_feed(page_size=2)
-    _walks(feed, 20)
-    feed.page_delay = 0.2
-    app = make_aggregator(REDIS_URL=redis_url, RQ_QUEUE=unique_name)
-    source_id = follow(app, feed.feed_url)
+    feed, app, source_id = slow_source
     name = f"{unique_name}-worker-1"
     abandoned = _kill_mid_harvest(app, source_id, start_worker(app, log, "--name", name), log)
     _edit_while_no_worker_runs(feed)

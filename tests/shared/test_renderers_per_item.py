@@ -31,8 +31,8 @@ from schema import next_occurrences
 from tests.embed.live import HOME, aggregator_app
 from tests.embed.live import activities as live_activities
 from tests.factories import event_activity, weekly_activity
-from tests.publisher.conftest import make_publisher, store_of  # noqa: F401 (a fixture used here)
-from tests.shared.test_renderers_total import store_merged
+from tests.publisher.conftest import make_publisher  # noqa: F401 (a fixture used here)
+from tests.shared.test_renderers_total import served_publisher, store_merged
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 INFO = FeedInfo(title="Feed", self_url="https://a.example/f.atom", home_url="https://a.example/")
@@ -192,10 +192,7 @@ def test_every_page_and_feed_of_a_publisher_serves_whatever_its_store_holds(
     serve,
     tmp_path,
 ):
-    app = make_publisher(f"sqlite:///{tmp_path / 'publisher.sqlite'}")
-    server = serve(app)
-    store = store_of(app)
-    group = store.add_group("Mitcham Walkers", url="https://walkers.example/")
+    server, store, group = served_publisher(make_publisher, serve, tmp_path)
     items = hostile(server.url)
     normal = weekly_activity(base=server.url, id=f"{server.url}/activities/normal")
     for slug, doc in [*items.items(), ("normal", normal)]:

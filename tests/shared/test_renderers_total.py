@@ -123,15 +123,20 @@ def test_ical_text_is_escaped_folded_and_reads_back_the_same():
     assert event["DTSTART"].params["TZID"] == "Europe/London"
 
 
+def served_publisher(make: Any, serve: Any, tmp_path: Any) -> tuple[Any, Any, Any]:
+    """A publisher (made by the ``make_publisher`` fixture) served on loopback, its store, and a group."""
+    app = make(f"sqlite:///{tmp_path / 'publisher.sqlite'}")
+    server = serve(app)
+    store = store_of(app)
+    return server, store, store.add_group("Mitcham Walkers", url="https://walkers.example/")
+
+
 def test_publisher_serves_every_rendering_of_text_stored_past_the_contract(
     make_publisher,  # noqa: F811 (the fixture, imported above)
     serve,
     tmp_path,
 ):
-    app = make_publisher(f"sqlite:///{tmp_path / 'publisher.sqlite'}")
-    server = serve(app)
-    store = store_of(app)
-    group = store.add_group("Mitcham Walkers", url="https://walkers.example/")
+    server, store, group = served_publisher(make_publisher, serve, tmp_path)
     saved = editing.save_activity(store, group, weekly_activity(), base_url=server.url)
     assert saved.slug is not None and not saved.problems
     store.replace_activity(saved.slug, stored_hostile(saved.activity), group_id=group.id)
