@@ -11,7 +11,7 @@ import click
 from flask import Flask
 from sqlalchemy import Engine, func, select
 
-from aggregator import create_app, search_index
+from aggregator import create_app, housekeeping, search_index
 from aggregator.auth import create_operator
 from aggregator.discovery import DiscoveryError
 from aggregator.harvest import harvest_source, place_waiting_rows
@@ -25,6 +25,7 @@ from aggregator.worker import (
     HousekeepingSimpleWorker,
     HousekeepingWorker,
 )
+from federation.db import compacted
 from federation.dbcommands import db_commands
 from federation.queue import redis_for
 
@@ -47,6 +48,7 @@ def main(ctx: click.Context) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the web app; without REDIS_URL, also run the harvest scheduler in this process."""
+    housekeeping.bound_malloc_arenas()  # before the server's threads: see its docstring
     app = _app(ctx)
     if not app.config["PUBLIC_URL"]:
         click.echo(
@@ -106,6 +108,7 @@ def worker(
     were killed, so their sources are harvested again, and a restart under a fixed --name
     is not refused because the killed worker's registration is still there.
     """
+    housekeeping.bound_malloc_arenas()
     if ctx.obj is None:
         ctx.obj = create_app({"HUB_WORKER": False})  # the web process runs the hub's thread
     app = ctx.obj
@@ -122,6 +125,7 @@ def worker(
         worker_ttl=WORKER_TTL,
         maintenance_interval=HOUSEKEEPING_INTERVAL,
     )
+    rq_worker.store_config = job_config(app)
     rq_worker.work(burst=burst, with_scheduler=with_scheduler)
 
 
@@ -196,6 +200,18 @@ def reindex(ctx: click.Context) -> None:
         written = search_index.rebuild(engine, on_batch=bar.update)
     located = place_waiting_rows(engine, job_config(app))  # postcodes new to the table, if any
     click.echo(f"Search index rebuilt: {written:,} activities; {located} more postcode(s) located.")
+
+
+@main.command("housekeeping")
+@click.pass_context
+def housekeeping_command(ctx: click.Context) -> None:
+    """Purge what is past its retention (old deletions, tombstones, delivered pushes), then compact the
+    database. The worker (or, without Redis, `serve`) does this every HOUSEKEEPING_SECONDS by itself."""
+    app = _app(ctx)
+    report = housekeeping.run(app.extensions["engine"], job_config(app))
+    database = compacted(report.pop("database"))
+    removed = ", ".join(f"{count} {what.replace('_', ' ')}" for what, count in report.items())
+    click.echo(f"Removed {removed}. {database}".strip())
 
 
 @main.command("create-operator")

@@ -26,7 +26,7 @@ from rq.job import Job, JobStatus
 from rq.utils import as_text
 from sqlalchemy import update
 
-from aggregator import search_index
+from aggregator import housekeeping, search_index
 from aggregator.harvest import HarvestResult, due_sources, engine_for, harvest_source
 from aggregator.lease import give_back_abandoned, lease_seconds
 from aggregator.store import sources
@@ -302,12 +302,17 @@ def roll_forward(config: Mapping[str, Any]) -> int:
 
 
 def run_scheduler(config: Mapping[str, Any], stop: threading.Event) -> None:
-    """Every ``SCHEDULER_TICK`` seconds, queue the due harvests and roll the index forward, until ``stop``."""
+    """Every ``SCHEDULER_TICK`` seconds, queue the due harvests and roll the index forward, until ``stop``.
+
+    Without Redis it keeps house too (``aggregator.housekeeping``); with Redis the workers do.
+    """
     tick = float(config.get("SCHEDULER_TICK", 15.0))
     while not stop.is_set():
         try:
             enqueue_due(config)
             roll_forward(config)
+            if not config.get("REDIS_URL"):
+                housekeeping.run_due(config)
         except Exception:  # the database may be briefly away; the next tick tries again
             log.exception("scheduler tick failed")
         stop.wait(tick)

@@ -7,6 +7,9 @@ wait behind a job nobody runs. And its registration stays until its own time-to-
 out, so a worker restarted under the same fixed ``--name`` is refused ("There exists an
 active worker named ... already").
 
+It is also where the aggregator keeps house with Redis (``aggregator.housekeeping``): its
+maintenance runs a pass when none has run for ``HOUSEKEEPING_SECONDS`` in any worker.
+
 This worker therefore, at start and every ``maintenance_interval`` seconds:
 
 - forgets a registration under its own name whose process is gone (same host, dead pid,
@@ -22,8 +25,9 @@ This worker therefore, at start and every ``maintenance_interval`` seconds:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 from rq import SimpleWorker, Worker
 from rq.exceptions import NoSuchJobError
@@ -31,6 +35,8 @@ from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.utils import as_text, now, parse_composite_key, utcparse
 from rq.worker.base import BaseWorker
+
+from aggregator import housekeeping
 
 # rq's default of 420 s keeps a dead worker's registration (and an idle worker's wait for a job,
 # between housekeeping rounds) for 7 minutes; a minute is plenty for a heartbeat.
@@ -52,7 +58,13 @@ def pid_alive(pid: int) -> bool:
 
 
 class Housekeeping(BaseWorker):
-    """The housekeeping, mixed into rq's worker classes below."""
+    """The housekeeping, mixed into rq's worker classes below.
+
+    ``store_config`` is the aggregator's job configuration (``settings.job_config``), for
+    the store's housekeeping; without it the worker keeps only Redis's house.
+    """
+
+    store_config: Mapping[str, Any] | None = None
 
     def register_birth(self) -> None:
         forget_dead_namesake(self)
@@ -62,6 +74,11 @@ class Housekeeping(BaseWorker):
         """rq's maintenance (at start, then every ``maintenance_interval``), abandoned jobs first."""
         fail_abandoned_jobs(self)
         super().clean_registries()
+        if self.store_config is not None:
+            try:
+                housekeeping.run_due(self.store_config)
+            except Exception:  # the database may be briefly away: the next round tries again
+                self.log.exception("Worker %s: the store's housekeeping failed", self.name)
 
 
 class HousekeepingWorker(Housekeeping, Worker):

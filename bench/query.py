@@ -213,7 +213,9 @@ def build(engine: Engine, size: int, seed: int) -> float:
                 for index in table.indexes:
                     index.drop(conn)
         spans = [(first, min(BATCH, size - first)) for first in range(0, size, BATCH)]
-        context = multiprocessing.get_context("fork")
+        # Not "fork": the bench may run in a process with threads (a test worker driving Chromium),
+        # and a forked copy of a thread's held lock never lets go.
+        context = multiprocessing.get_context("forkserver")
         with context.Pool(os.cpu_count() or 1, _start_chunks, (seed, now, engine.dialect.name)) as pool:
             for chunk in pool.imap(_chunk, spans):
                 _write(engine, tables, chunk)

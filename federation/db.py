@@ -6,6 +6,8 @@ time and the same change counter, so they live here once.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import OperationalError
 
 
 def json_text(value: Any) -> str:
@@ -51,19 +54,31 @@ def make_engine(url: str) -> Engine:
     """Create an engine for ``url``: a SQLite file (WAL mode) or PostgreSQL.
 
     SQLite gets WAL so that feed readers never wait for a writer, a busy timeout so
-    that a second writer waits instead of failing, and foreign keys switched on.
-    A bare path is taken as a SQLite file.
+    that a second writer waits instead of failing, and foreign keys switched on. A new
+    SQLite file is made with incremental auto-vacuum, so that :func:`compact` can give
+    the pages of purged rows back to the file system. A bare path is taken as a SQLite file.
     """
     if "://" not in url:
         url = f"sqlite:///{Path(url).resolve()}"
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **_JSON)
+        # The driver keeps each connection's last prepared statements (128 by default). A radius
+        # search lists its grid squares in an IN (...) whose length varies with place and radius,
+        # so most searches prepare a new statement, some of them a hundred kilobytes: 128 of those
+        # on every pooled connection is most of a web process's memory. A few dozen keep the
+        # statements the harvest and the pages repeat.
+        connect_args = {"timeout": 30, "check_same_thread": False, "cached_statements": 32}
+        engine = create_engine(url, connect_args=connect_args, **_JSON)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:  # pragma: no cover - trivial
             cursor = dbapi_connection.cursor()
+            # Only a new, empty file takes it (before WAL, which writes the header); for an
+            # existing file it would do nothing until a VACUUM (see compact()) but wait for
+            # the write lock, so that every connection opened during a harvest's write would.
+            if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+                cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
@@ -103,6 +118,43 @@ def lock_schema(conn: Connection) -> None:
         conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
     elif conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def write_if_free(engine: Engine, work: Callable[[Connection], object]) -> bool:
+    """Run ``work`` in a transaction of its own if it can write at once; False when it could not.
+
+    For what a request would like to keep but can do without (a geocoder's answer, placing
+    listings that waited for it): a reader must never wait for a harvest's write. On SQLite
+    the database has one writer at a time, so the transaction takes the write lock first
+    (``BEGIN IMMEDIATE``) without waiting; on PostgreSQL it waits at most a moment for a row
+    lock. Another request or the next harvest does the work when this one could not.
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            raw = conn.connection.driver_connection
+            assert raw is not None  # a live pool connection
+            waited = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+            raw.execute("PRAGMA busy_timeout=0")
+            try:
+                with conn.begin():
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    work(conn)
+            except OperationalError:  # another connection is writing (a harvest's page)
+                return False
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={waited}")
+            return True
+        try:
+            with conn.begin():
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{FREE_WRITE_WAIT_MS}ms'")
+                work(conn)
+        except OperationalError:
+            return False
+        return True
+
+
+# PostgreSQL locks rows, so a free write waits only for a writer of the same row, and this long.
+FREE_WRITE_WAIT_MS = 100
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -170,3 +222,67 @@ def last_change_number(conn: Connection, counter: Table) -> int:
     """The last change number ``counter`` handed out (0 before the first)."""
     value: int = conn.execute(select(counter.c.value)).scalar_one()
     return value
+
+
+# A housekeeping checkpoint waits this long (ms) for readers to move off the write-ahead log,
+# then leaves it for the next pass: readers must never wait on housekeeping, nor it on them.
+CHECKPOINT_WAIT_MS = 200
+# Free pages worth returning to the file system: below this (4 MB of 4 KB pages) SQLite's
+# reuse of free pages for new rows is enough. At most VACUUM_MAX_PAGES go in one pass, since
+# the database's write lock is held meanwhile and harvests must not wait long for it.
+VACUUM_MIN_FREE_PAGES = 1024
+VACUUM_MAX_PAGES = 4096
+
+
+def compact(engine: Engine) -> dict[str, int]:
+    """Give the space of deleted rows back: what a housekeeping pass does after purging.
+
+    SQLite: checkpoint the write-ahead log and truncate it (it otherwise keeps the size of
+    its largest burst, and a log that readers keep from being reset goes on growing), then,
+    when many pages are free and the file was made with incremental auto-vacuum
+    (:func:`make_engine`), return them. Returns what it found and did, for a report.
+
+    PostgreSQL: nothing here. Plain ``DELETE`` leaves dead rows that autovacuum marks for
+    reuse, so a table whose purges keep pace with its inserts stays the same size on disk;
+    giving space back to the file system would need ``VACUUM FULL``, which locks the table.
+    """
+    if engine.dialect.name != "sqlite":
+        return {}
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        assert raw is not None  # a live pool connection
+        waited = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+        raw.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+        try:
+            free = raw.execute("PRAGMA freelist_count").fetchone()[0]
+            incremental = raw.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+            returned = 0
+            if incremental and free >= VACUUM_MIN_FREE_PAGES:
+                # Each step of the statement frees one page; execute() would step it once only.
+                raw.executescript(f"PRAGMA incremental_vacuum({min(free, VACUUM_MAX_PAGES)});")
+                returned = free - raw.execute("PRAGMA freelist_count").fetchone()[0]
+            busy, wal_pages, _copied = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:  # a reader or writer was in the way: copy what can be copied, without waiting
+                _busy, wal_pages, _copied = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.OperationalError:  # a writer held the database past the wait: try next pass
+            return {"locked": 1}
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={waited}")
+    return {
+        "log_reset": int(not busy),
+        "wal_pages": wal_pages,
+        "free_pages": free,
+        "pages_returned": returned,
+    }
+
+
+def compacted(result: dict[str, int]) -> str:
+    """What :func:`compact` did, in a sentence for a command's output ("" on PostgreSQL)."""
+    if not result:
+        return ""
+    if result.get("locked"):
+        return "The database was being written to; it is left for the next pass."
+    return (
+        f"The database's write-ahead log holds {result['wal_pages']} page(s) after its checkpoint; "
+        f"{result['pages_returned']} free page(s) were given back."
+    )

@@ -12,6 +12,7 @@ import threading
 from redis import Redis
 from rq import Queue
 
+# One client per Redis URL the settings name (one or two), so it needs no other bound.
 _clients: dict[str, Redis] = {}
 _lock = threading.Lock()
 

@@ -11,10 +11,12 @@ aggregator's merged table past a cursor.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, MetaData, select
 
+from federation.config import load_config
 from federation.feedpaging import CURSOR
 from federation.feeds import (
     ATOM_MEDIA_TYPE,
@@ -27,10 +29,18 @@ from federation.feeds import (
 )
 from federation.fetch import GuardedClient
 from federation.websub import Hub
-from federation.websub.hub import HUB_PATH, LeasePolicy, RetryPolicy
+from federation.websub.hub import HUB_PATH, LeasePolicy, Retention, RetryPolicy
 from schema import rpde
 
 BATCH = 500  # changes in one fat ping: at most one RPDE page
+
+# Both apps' housekeeping (``publisher.housekeeping``, ``aggregator.housekeeping``), read from the
+# environment and then the app's settings, so a thread, a job or the command line reads the same.
+HOUSEKEEPING_DEFAULTS: dict[str, Any] = {
+    "HOUSEKEEPING_SECONDS": 3600,  # between passes
+    # Delivered pushes (and the publisher's relayed outbox records) kept for operators to see.
+    "DELIVERED_KEEP_SECONDS": 3600,
+}
 
 
 class Relay:
@@ -80,6 +90,12 @@ def _latest_per_item(changes: Iterable[Change]) -> list[Change]:
     return list(latest.values())
 
 
+def housekeeping_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``HOUSEKEEPING_*`` settings: defaults, then the environment, then ``settings``."""
+    given = {key: settings[key] for key in HOUSEKEEPING_DEFAULTS if key in settings}
+    return load_config(HOUSEKEEPING_DEFAULTS, given)
+
+
 def feed_hub(
     metadata: MetaData,
     engine: Engine,
@@ -89,7 +105,7 @@ def feed_hub(
     client: Callable[[], GuardedClient],
 ) -> Hub:
     """The hub of the pushed feeds of the app at ``base_url()``, its leases and retries as the
-    ``HUB_*`` settings say.
+    ``HUB_*`` settings say, and how long it keeps delivered pushes as ``DELIVERED_KEEP_SECONDS`` does.
 
     Plain settings are enough, so an rq job builds the same hub the app mounts.
     """
@@ -105,4 +121,7 @@ def feed_hub(
             maximum=int(settings["HUB_LEASE_MAX_SECONDS"]),
         ),
         retry=RetryPolicy(base=float(settings["HUB_RETRY_BASE_SECONDS"])),
+        retention=Retention(
+            delivered=timedelta(seconds=int(housekeeping_settings(settings)["DELIVERED_KEEP_SECONDS"]))
+        ),
     )

@@ -17,6 +17,7 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from federation.clock import clock, utcnow
+from federation.db import compacted
 from federation.dbcommands import db_commands
 from publisher import create_app
 from publisher.extensions import get_store
@@ -67,9 +68,10 @@ def serve(host: str, port: int, workers: int | None) -> None:
     app = create_app()
     from werkzeug.serving import run_simple
 
-    from publisher import reminders
+    from publisher import impact, reminders
 
     reminders.start_periodic(app)  # with --workers, run `send-reminders` from cron instead
+    impact.start_periodic(app)  # with --workers, editors fetch with "Fetch the latest counts"
     run_simple(host, port, app, threaded=True)
 
 
@@ -241,6 +243,20 @@ def purge_tombstones() -> None:
     app = _app()
     removed = _store(app).purge_tombstones(timedelta(days=app.config["TOMBSTONE_DAYS"]))
     click.echo(f"Removed {removed} tombstone(s).")
+
+
+@main.command("housekeeping")
+def housekeeping_command() -> None:
+    """Purge what is past its retention (relayed outbox records, delivered pushes, old tombstones), then
+    compact the database. The running publisher does this every HOUSEKEEPING_SECONDS by itself."""
+    from publisher import housekeeping
+    from publisher.hub import HUB_KEY
+
+    app = _app()
+    report = housekeeping.run(_store(app), app.extensions[HUB_KEY].hub, app.config)
+    database = compacted(report.pop("database"))
+    removed = ", ".join(f"{count} {what}" for what, count in report.items())
+    click.echo(f"Removed {removed}. {database}".strip())
 
 
 @main.command("send-reminders")

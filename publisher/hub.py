@@ -19,7 +19,6 @@ import functools
 import logging
 import time
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, render_template, request
@@ -30,12 +29,11 @@ from federation.config import load_config
 from federation.feeds import Change, FeedBuilder
 from federation.fetch import GuardedClient
 from federation.queue import queue_for
-from federation.relay import BATCH, Relay, feed_hub
+from federation.relay import BATCH, Relay, feed_hub, housekeeping_settings
 from federation.websub import AppHubWorker, Hub
 from federation.websub import jobs as websub_jobs
 from federation.websub.hub import HUB_PATH
-from federation.websub.worker import PRUNE_EVERY
-from publisher import admin
+from publisher import admin, housekeeping
 from publisher.auth import admin_required
 from publisher.extensions import STORE_KEY, csrf, get_store, public_url
 from publisher.feeds import feed_builder
@@ -44,7 +42,6 @@ from publisher.store import Store, metadata, outbox
 log = logging.getLogger(__name__)
 
 HUB_KEY = "publisher.hub"
-OUTBOX_KEEP = timedelta(days=7)  # relayed records kept this long for operators, then purged
 
 HUB_DEFAULTS: dict[str, Any] = {
     "HUB_WORKER": True,  # run the delivery thread in this process (ignored when REDIS_URL is set)
@@ -58,7 +55,14 @@ HUB_DEFAULTS: dict[str, Any] = {
 
 # What the hub's rq jobs rebuild it from. Named one by one: rq keeps them in Redis, which
 # is no place for the secret key or the mail password.
-JOB_SETTINGS = ("DATABASE_URL", "ALLOW_PRIVATE_NETWORKS", "PUBLISHER_NAME", "FEED_LICENSE", "TOMBSTONE_DAYS")
+JOB_SETTINGS = (
+    "DATABASE_URL",
+    "ALLOW_PRIVATE_NETWORKS",
+    "PUBLISHER_NAME",
+    "PUBLISHER_REGION",
+    "FEED_LICENSE",
+    "TOMBSTONE_DAYS",
+)
 
 # The relays rq jobs work for, one per database in a process.
 _relays: dict[str, OutboxRelay] = {}
@@ -112,18 +116,8 @@ def _outbox_change(record: RowMapping) -> Change:
     )
 
 
-def purge_old_records(store: Store, tombstone_days: int) -> None:
-    """Forget outbox records relayed OUTBOX_KEEP ago, and tombstones older than ``tombstone_days``.
-
-    Feed readers get each deletion for TOMBSTONE_DAYS; after that it goes, with no cron job.
-    The hub's thread and its rq job each call this about hourly.
-    """
-    store.purge_outbox(OUTBOX_KEEP)
-    store.purge_tombstones(timedelta(days=tombstone_days))
-
-
 class PublisherHubWorker(AppHubWorker):
-    """An :class:`AppHubWorker` that relays the outbox first, and hourly purges old records."""
+    """An :class:`AppHubWorker` that relays the outbox first, and keeps house (``publisher.housekeeping``)."""
 
     def __init__(self, app: Flask, relay: OutboxRelay, interval: float) -> None:
         super().__init__(app, relay.hub, interval)
@@ -132,8 +126,8 @@ class PublisherHubWorker(AppHubWorker):
 
     def run_for(self, app: Flask) -> int:
         if time.monotonic() >= self._next_purge:
-            purge_old_records(self.relay.store, app.config["TOMBSTONE_DAYS"])
-            self._next_purge = time.monotonic() + PRUNE_EVERY
+            housekeeping.run(self.relay.store, self.hub, app.config)
+            self._next_purge = time.monotonic() + housekeeping.interval(app.config)
         return self.relay.relay() + super().run_for(app)
 
 
@@ -185,7 +179,7 @@ def _wake_after_writes(response: Response) -> Response:
 
 def job_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The settings the hub's rq jobs build it from (:func:`run_due` takes them)."""
-    return {key: config[key] for key in (*JOB_SETTINGS, *HUB_DEFAULTS)}
+    return {key: config[key] for key in (*JOB_SETTINGS, *HUB_DEFAULTS)} | housekeeping_settings(config)
 
 
 def relay_for(settings: Mapping[str, Any]) -> OutboxRelay:
@@ -202,15 +196,15 @@ def hub_for(settings: Mapping[str, Any]) -> Hub:
 
 
 def run_due(settings: Mapping[str, Any]) -> int:
-    """The rq job: relay the outbox, then verify and deliver whatever is due; purge about hourly."""
+    """The rq job: relay the outbox, then verify and deliver whatever is due; keep house now and then."""
     relay = relay_for(settings)
-    if _purge_due():
-        purge_old_records(relay.store, int(settings["TOMBSTONE_DAYS"]))
+    if _purge_due(settings):
+        housekeeping.run(relay.store, relay.hub, settings)
     return relay.relay() + websub_jobs.run_due(f"{__name__}:hub_for", settings)
 
 
-def _purge_due() -> bool:
-    """Whether this job is the first on its queue this hour (outside rq: always).
+def _purge_due(settings: Mapping[str, Any]) -> bool:
+    """Whether this job is the first on its queue for ``HOUSEKEEPING_SECONDS`` (outside rq: always).
 
     The key lives on the job's queue, which is the publisher's own (HUB_QUEUE), and
     expires by itself: whichever worker sets it first does the purge.
@@ -220,7 +214,8 @@ def _purge_due() -> bool:
     job = get_current_job()
     if job is None:
         return True
-    return bool(job.connection.set(f"{job.origin}:purged", 1, nx=True, ex=int(PRUNE_EVERY)))
+    every = int(housekeeping.interval(settings))
+    return bool(job.connection.set(f"{job.origin}:purged", 1, nx=True, ex=every))
 
 
 # -- the operator's page ----------------------------------------------------------------------

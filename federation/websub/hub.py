@@ -115,6 +115,20 @@ class RetryPolicy:
         return timedelta(seconds=ceiling * rng.uniform(0.5, 1.0))
 
 
+@dataclass(frozen=True)
+class Retention:
+    """How long finished rows stay before :meth:`Hub.prune` deletes them.
+
+    A delivered push's body is of no further use (the subscription row keeps the time and
+    status of its last delivery, which is what operators' pages show), so it goes soon and
+    the table holds about an hour of pushes, not every push ever made. Failed and expired
+    deliveries and finished verifications stay a week, so an operator sees recent failures.
+    """
+
+    delivered: timedelta = timedelta(hours=1)
+    finished: timedelta = timedelta(days=7)
+
+
 # Table() puts itself in metadata.tables before it is fully built, so a second thread
 # defining (or creating) the same tables could see a half-made one: hubs built in parallel
 # threads on one metadata define them one at a time.
@@ -218,6 +232,7 @@ class Hub:
         now: Callable[[], datetime] = utcnow,
         lease: LeasePolicy | None = None,
         retry: RetryPolicy | None = None,
+        retention: Retention | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.subscriptions, self.intents, self.deliveries = define_tables(metadata)
@@ -230,6 +245,7 @@ class Hub:
         self.now = now
         self.lease = lease or LeasePolicy()
         self.retry = retry or RetryPolicy()
+        self.retention = retention or Retention()
         self._rng = rng or random.SystemRandom()
         self._wake_listeners: list[Callable[[], object]] = []
 
@@ -579,17 +595,25 @@ class Hub:
         log.info("WebSub delivery %s to %s failed (attempt %d): %s",
                  delivery["id"], delivery["callback"], attempts, reason)
 
-    def prune(self, keep: timedelta = timedelta(days=7)) -> int:
+    def prune(self, keep: timedelta | None = None) -> int:
         """Delete finished deliveries and verifications older than ``keep``; returns how many.
 
-        They stay that long so operators can see recent failures, then go: bodies add up.
+        Without ``keep``, as :attr:`retention` says: delivered pushes after ``delivered``,
+        the rest after ``finished``. Pending rows are never deleted.
         """
-        cutoff = self.now() - keep
+        now = self.now()
+        delivered = now - (keep or self.retention.delivered)
+        finished = now - (keep or self.retention.finished)
+        d, i = self.deliveries, self.intents
         removed = 0
         with self._engine().begin() as conn:
-            for table in (self.deliveries, self.intents):
-                finished = and_(table.c.state != "pending", table.c.finished_at < cutoff)
-                removed += conn.execute(delete(table).where(finished)).rowcount
+            for table, state, cutoff in (
+                (d, d.c.state == "delivered", delivered),
+                (d, d.c.state.in_(("failed", "expired")), finished),
+                (i, i.c.state != "pending", finished),
+            ):
+                old = and_(state, table.c.finished_at < cutoff)
+                removed += conn.execute(delete(table).where(old)).rowcount
         return removed
 
     def next_due(self) -> datetime | None:
