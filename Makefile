@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test test-faults lint bench demo
+.PHONY: test test-faults test-ecosystem lint bench demo
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,13 +19,18 @@ PYTEST_ARGS ?= -n 2
 
 # The fault suite (tests/faults: real processes killed at random) takes minutes, so it has its own target.
 test: lint
-	$(PY) -m pytest -m "not faults" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not faults and not ecosystem" $(PYTEST_ARGS)
 
 # One test at a time: each runs a whole network of processes, and crashes must not compete for the cores.
 FAULTS_PYTEST_ARGS ?= -n 0
 
 test-faults: $(VENV)/.installed
 	$(PY) -m pytest -m faults tests/faults $(FAULTS_PYTEST_ARGS)
+
+# The OpenActive community's own validators (Node.js) over a running demo network: see docs/ecosystem.md.
+test-ecosystem: $(VENV)/.installed
+	cd tests/ecosystem && npm ci --no-audit --no-fund
+	$(PY) -m pytest -m ecosystem tests/ecosystem -n 0 -s
 
 # A whole network on this machine (see docs/deploying.md); Ctrl-C stops it.
 demo: $(VENV)/.installed
@@ -34,3 +39,10 @@ demo: $(VENV)/.installed
 # The benchmarks (not part of `make test`): each prints its table and writes bench/results/<name>.json.
 bench: $(VENV)/.installed
 	$(PY) bench/run_all.py
+
+# Steady operation: the demo network under a steady mixed load for SOAK_MINUTES, sampled every minute
+# (memory, storage, latency, propagation); writes bench/results/soak.json. Not part of `make bench`.
+SOAK_MINUTES ?= 30
+
+soak: $(VENV)/.installed
+	$(PY) bench/soak.py --minutes $(SOAK_MINUTES)

@@ -5,18 +5,25 @@ item carries ``"localfeed:provenance"``: the sources of the merged item, each wi
 chain of aggregators (``via``) it came through, ending with this one. A follower drops
 any item whose chain already holds its own address, so two aggregators following each
 other never echo items back and forth.
+
+The feeds carry what the query API shows: a listing the API hides as expired (its
+``lastVerified`` too old, ``aggregator.freshness``) is published as deleted, in every feed
+and push alike, and as updated again when a newer confirmation arrives. Expiry needs no
+change of its own here: ``freshness.publish_expiries`` renumbers what time alone expired.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import Connection, or_, select
 
 from aggregator.adapters import PROVENANCE_KEY
+from aggregator.freshness import Thresholds, is_expired
 from aggregator.store import merged
 from federation.clock import utcnow
 from federation.feedpaging import cached_response, rpde_response
@@ -30,7 +37,7 @@ from federation.feeds import (
     FeedBuilder,
     render_ical,
 )
-from schema.rpde import DEFAULT_LICENSE
+from schema.rpde import DEFAULT_LICENSE, DELETED
 
 bp = Blueprint("feeds", __name__)
 
@@ -53,14 +60,28 @@ def republished_provenance(provenance: Sequence[Mapping[str, Any]], via: str) ->
     ]
 
 
+@dataclass(frozen=True)
 class MergedFeedBuilder(FeedBuilder):
-    """A publisher's items, each with its provenance as a follower sees it from ``base``."""
+    """A publisher's items, each with its provenance as a follower sees it from ``base``; expired, deleted."""
+
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    now: Callable[[], datetime] = utcnow  # the app's clock, as the API reads it
+
+    def published(self, change: Change) -> Change:
+        """``change`` as the feeds publish it: deleted if the listing has expired."""
+        if not change.deleted and is_expired(change.data, self.now(), self.thresholds):
+            return replace(change, state=DELETED, data=None)
+        return change
 
     def rpde_item(self, change: Change, base: str) -> dict[str, Any]:
+        change = self.published(change)
         item = super().rpde_item(change, base)
         if not change.deleted:
             item[PROVENANCE_KEY] = republished_provenance(change.provenance, base)
         return item
+
+    def atom(self, changes: Iterable[Change], base: str) -> bytes:
+        return super().atom(map(self.published, changes), base)
 
 
 def feed_builder(config: Mapping[str, Any]) -> MergedFeedBuilder:
@@ -70,6 +91,8 @@ def feed_builder(config: Mapping[str, Any]) -> MergedFeedBuilder:
         title=name,
         license_url=DEFAULT_LICENSE,
         subtitle=f"Community activities followed and merged by {name}.",
+        thresholds=Thresholds.from_config(config),
+        now=config.get("CLOCK") or utcnow,  # federation.clock.clock, from settings alone
     )
 
 
@@ -125,7 +148,12 @@ def activities_atom() -> Response:
     recently_deleted = (merged.c.change_number > 0) & (merged.c.modified_at >= since)
     with current_app.extensions["engine"].connect() as conn:
         changes = merged_changes(conn, or_(merged.c.state == "updated", recently_deleted))
-    body = feed_builder(current_app.config).atom(changes, own_url())
+    builder = feed_builder(current_app.config)
+    # An expiry is a deletion: its tombstone stays as long as any other's.
+    shown = [
+        change for change in map(builder.published, changes) if not change.deleted or change.when >= since
+    ]
+    body = builder.atom(shown, own_url())
     return _open(cached_response(body, ATOM_MEDIA_TYPE, OTHER_FEEDS_MAX_AGE))
 
 
@@ -136,8 +164,14 @@ def activities_ics() -> Response:
     # in a calendar that can hold tens of thousands of them.
     m = merged.c
     query = select(m.data).where(m.state == "updated").order_by(m.change_number)
+    builder = feed_builder(current_app.config)
+    now = builder.now()
     with current_app.extensions["engine"].connect() as conn:
-        activities = [row.data for row in conn.execute(query) if row.data is not None]
-    info = feed_builder(current_app.config).info(own_url(), ICAL_PATH)
+        activities = [
+            row.data
+            for row in conn.execute(query)
+            if row.data is not None and not is_expired(row.data, now, builder.thresholds)
+        ]
+    info = builder.info(own_url(), ICAL_PATH)
     body = render_ical(info, activities)
     return _open(cached_response(body, ICAL_MEDIA_TYPE, OTHER_FEEDS_MAX_AGE))

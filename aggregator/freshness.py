@@ -13,9 +13,16 @@ A listing whose every source has been failing for longer than SOURCE_UNREACHABLE
 is shown as stale at best, with a note saying since when: nobody can have confirmed it
 through a feed we cannot read.
 
-A listing whose ``lastVerified`` is only the day a foreign-format feed was harvested
-(``"ext:verifiedBy": "harvest"``: the source gave no date) is shown as stale at best, noted
-"Not confirmed by the organiser": the date says when we read it, not that anyone checked.
+A listing whose ``lastVerified`` is only the day a foreign-format feed was first harvested
+with it (``"ext:verifiedBy": "harvest"``: the source gave no date; see
+``aggregator.adapters.mapping.freshness``) is shown as stale at best, noted "Not confirmed by
+the organiser": the date says since when we have seen it listed, not that anyone checked.
+
+The republished feeds say what the API shows: an expired listing is published as deleted
+(``aggregator.feeds``), and as updated again once a newer ``lastVerified`` brings it back.
+Time alone expires a listing, with no change to give it a change number, so
+:func:`publish_expiries` (run by ``aggregator.housekeeping``) gives one to each listing
+that has expired since its last change: a follower reading on from its cursor sees it go.
 
 A capacity ("spaces", "full") older than CAPACITY_MAX_AGE_DAYS (14) is shown as unknown:
 telling someone a group has space on a month-old word is how people get turned away.
@@ -29,7 +36,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from aggregator.adapters.mapping import VERIFIED_BY, VERIFIED_BY_HARVEST
+from sqlalchemy import Connection, Engine, bindparam, select, update
+
+from aggregator.adapters.mapping import VERIFIED_BY, VERIFIED_BY_HARVEST, as_date
+from aggregator.store import chunks, counter, merged
+from federation.db import next_change_numbers
 
 STATES = ("fresh", "ageing", "stale", "expired")
 NOT_CONFIRMED = "Not confirmed by the organiser"
@@ -92,6 +103,56 @@ def state(last_verified: date, now: datetime, thresholds: Thresholds) -> str:
     if age <= thresholds.stale_days:
         return "stale"
     return "expired"
+
+
+def is_expired(activity: Mapping[str, Any] | None, now: datetime, thresholds: Thresholds) -> bool:
+    """Whether searches hide ``activity`` as expired: its ``lastVerified`` is before ``expired_before``."""
+    last_verified = as_date((activity or {}).get("lastVerified"))
+    return last_verified is not None and last_verified < thresholds.expired_before(now)
+
+
+def publish_expiries(engine: Engine, now: datetime, thresholds: Thresholds) -> int:
+    """Give a new change number to each listing that has expired since its last change; how many.
+
+    Such a listing went on being published as updated at its last change number, and a
+    follower past that number would never learn that it went: the new number puts it
+    after every cursor, where the feeds publish it as deleted. One that expired before its
+    last change was already published so. Safe to run often and in several processes:
+    the listings are read again under the change counter's lock, as every merge writes.
+    """
+    with engine.connect() as conn:
+        due = _expired_since_last_change(conn, now, thresholds)
+    published = 0
+    for chunk in chunks(due):
+        with engine.begin() as conn:
+            numbers = next_change_numbers(conn, counter, len(chunk))  # first: queue behind the merges
+            still_due = _expired_since_last_change(conn, now, thresholds, among=chunk)
+            # A number left over (a listing changed meanwhile) is a gap, which change numbers may have.
+            renumbered = [{"b_id": item, "b_number": n} for item, n in zip(still_due, numbers, strict=False)]
+            if renumbered:
+                bump = update(merged).where(merged.c.id == bindparam("b_id"))
+                conn.execute(bump.values(change_number=bindparam("b_number"), modified_at=now), renumbered)
+            published += len(still_due)
+    return published
+
+
+def _expired_since_last_change(
+    conn: Connection, now: datetime, thresholds: Thresholds, among: list[int] | None = None
+) -> list[int]:
+    """The live merged items expired now that were not yet expired at their last change."""
+    from aggregator import search_index  # it reads this module's rules as it indexes
+
+    c = search_index.index.c
+    expired = select(c.merged_id, c.last_verified).where(c.last_verified < thresholds.expired_before(now))
+    if among is not None:
+        expired = expired.where(c.merged_id.in_([str(merged_id) for merged_id in among]))
+    last_verified = {int(row.merged_id): row.last_verified for row in conn.execute(expired)}
+    due = []
+    for chunk in chunks(last_verified):
+        live = select(merged.c.id, merged.c.modified_at).where(merged.c.state == "updated")
+        rows = conn.execute(live.where(merged.c.id.in_(chunk)))
+        due += [row.id for row in rows if last_verified[row.id] >= thresholds.expired_before(row.modified_at)]
+    return sorted(due)
 
 
 def confirmed_by_organiser(activity: Mapping[str, Any]) -> bool:

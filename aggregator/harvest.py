@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from aggregator import budget, geocode, merge, search_index
 from aggregator.adapters import PROVENANCE_KEY, get_adapter
 from aggregator.adapters.base import Change, Page, SourceBusy, SourceGone
+from aggregator.adapters.mapping import keep_verification
 from aggregator.authority import SourceAuthority, future_claim, origin_of
 from aggregator.lease import LeaseLost, SourceLease, held
 from aggregator.read_ahead import ReadAhead
@@ -621,6 +622,7 @@ def apply_page(
         upstream = (data.pop(PROVENANCE_KEY, None) or []) if data is not None else []
         if data is not None:
             normalise_activity_postcode(data)  # however the source spelt it, as every door does
+            keep_verification(data, old.data if old is not None else None)  # undated: first seen
         if data is None or _passes_through(upstream, own_url):
             # Deleted at the source, or our own item coming back round: drop this source's copy.
             resolved |= {ref, change.id}

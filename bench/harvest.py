@@ -63,6 +63,7 @@ from bench.network import Publisher, published, publisher_network
 from federation.fetch import Fetched
 from publisher import create_app as create_publisher
 from publisher.extensions import get_store
+from schema.openactive import from_openactive
 from schema.resources import shared
 
 BUDGET_ITEMS_PER_SECOND = 10_000
@@ -262,10 +263,11 @@ def naive_loop(
                 for item in json.loads(response.content)["items"]:
                     if done >= limit:
                         return elapsed(), done
-                    if item["state"] == "updated" and not validator.is_valid(item["data"]):
+                    data = from_openactive(item["data"]) if item["state"] == "updated" else None
+                    if data is not None and not validator.is_valid(data):
                         continue
                     with engine.begin() as conn:
-                        page = Page([Change(item["id"], item.get("data"))])
+                        page = Page([Change(item["id"], data)])
                         apply_page(conn, source, page, (None, None), "", result)
                     done += 1
     return elapsed(), done

@@ -294,6 +294,7 @@ def publisher_settings(publisher: Publisher) -> dict[str, str]:
         "INSTANCE_PATH": str(publisher.state_dir),
         "PUBLIC_URL": publisher.url,
         "PUBLISHER_NAME": publisher.name,
+        "PUBLISHER_REGION": "London",  # every demo group is in Merton
         "SECRET_KEY": publisher.secret_key,
         "ALLOW_PRIVATE_NETWORKS": "1",
         "REDIS_URL": "",  # the hub's thread delivers pushes; no second worker to run

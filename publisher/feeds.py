@@ -56,7 +56,11 @@ def _linked(response: Response, self_url: str, *, pushed: bool = True) -> Respon
 
 def feed_builder(config: Mapping[str, Any]) -> FeedBuilder:
     """The feeds' items and metadata, for polling (``bp``) and pushing (``publisher.hub``) alike."""
-    return FeedBuilder(title=f"{config['PUBLISHER_NAME']}: activities", license_url=config["FEED_LICENSE"])
+    return FeedBuilder(
+        title=f"{config['PUBLISHER_NAME']}: activities",
+        license_url=config["FEED_LICENSE"],
+        region=config.get("PUBLISHER_REGION") or None,
+    )
 
 
 def stored_change(stored: StoredActivity) -> Change:

@@ -22,12 +22,12 @@ from flask import Blueprint, Response, current_app, get_template_attribute, json
 from federation.clock import utcnow
 from federation.feeds.common import page_text, render_each, render_one, renderable
 from federation.feeds.common import vocab_label as label_of
+from federation.feeds.schemaorg import schema_org_events
 from publisher.extensions import get_store, hub_url, limiter, public_rate_limit, public_url
 from publisher.feeds import feed_links
 from publisher.store import StoredActivity
 from schema import next_occurrences
 from schema.price import describe_price
-from schema.resources import shared
 from schema.schedule import describe
 from schema.text import http_url
 
@@ -95,11 +95,6 @@ def _wording(state) -> None:
     # Globals, not a context processor, so imported macros (the editors' preview) see them too.
     state.app.jinja_env.globals.update(BOOKING_METHODS=BOOKING_METHODS, CAPACITY=CAPACITY, STATUS=STATUS)
     state.app.jinja_env.finalize = page_text  # no stored text can put a control character on a page
-
-
-def _json_ld(activity: dict[str, Any]) -> dict[str, Any]:
-    """The activity as JSON-LD, its terms mapped to schema.org by the contract's context."""
-    return {"@context": shared("context.jsonld")["@context"], **renderable(activity)}
 
 
 def dataset(feeds: dict[str, str]) -> dict[str, Any]:
@@ -182,7 +177,9 @@ def activity(slug: str) -> Response | tuple[str, int] | str:
 
 
 def _activity_page(activity: dict[str, Any]) -> str:
-    return render_template("activity.html", activity=renderable(activity), json_ld=_json_ld(activity))
+    # Search engines read the page's JSON-LD; machines that want the activity itself ask for JSON.
+    json_ld = schema_org_events(activity, utcnow(), NEXT_SESSIONS)
+    return render_template("activity.html", activity=renderable(activity), json_ld=json_ld)
 
 
 def _activity_page_in_brief(activity: dict[str, Any]) -> str:

@@ -355,6 +355,7 @@ _ACTIVITY_LABELS = {
     "location.address": "Address",
     "location.address.streetAddress": "Street address",
     "location.address.addressLocality": "Town",
+    "location.address.addressRegion": "County or region",
     "location.address.postalCode": "Postcode",
     "location.geo": "Map position",
     "location.geo.latitude": "Latitude",

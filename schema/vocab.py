@@ -57,3 +57,29 @@ def label(kind: str, id: str) -> str:
 @cache
 def _labels(kind: str) -> dict[str, str]:
     return {id: entry["label"] for id, entry in _entries(kind).items()}
+
+
+def concept_scheme(kind: str, scheme_url: str) -> dict[str, Any]:
+    """Vocabulary ``kind`` as a SKOS concept scheme in OpenActive's layout, published at ``scheme_url``.
+
+    The same layout as the OpenActive Activity List, so the ecosystem's tools read our
+    concepts (lunch clubs, befriending, men's sheds, ...) as they read theirs. Each concept's
+    id is ``<scheme_url>#<our id>``.
+    """
+    return {
+        "@context": "https://openactive.io/",
+        "id": scheme_url,
+        "type": "ConceptScheme",
+        "title": f"Localfeed {kind}",
+        "description": load(f"vocab/{kind}.json")["$comment"],
+        "license": "https://creativecommons.org/licenses/by/4.0/",
+        "concept": [
+            {
+                "id": f"{scheme_url}#{id}",
+                "type": "Concept",
+                "prefLabel": entry["label"],
+                "definition": entry["description"],
+            }
+            for id, entry in _entries(kind).items()
+        ],
+    }

@@ -9,6 +9,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from schema.openactive import to_openactive
+from schema.rpde import updated_item
+
 BASE = "https://publisher.example"
 
 _WEEKLY: dict[str, Any] = {
@@ -147,3 +150,8 @@ def openactive_series(base: str, identifier: str, **extra: Any) -> dict[str, Any
         "offers": [{"@type": "Offer", "price": 2.5, "priceCurrency": "GBP"}],
         **extra,
     }
+
+
+def wire_item(id: str, modified: int, activity: dict[str, Any]) -> dict[str, Any]:
+    """An RPDE item as a Localfeed feed serves it: the activity in its OpenActive form."""
+    return updated_item(id, modified, to_openactive(activity), activity.get("type") or "SessionSeries")

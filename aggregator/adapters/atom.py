@@ -1,7 +1,7 @@
 """Atom and RSS feeds: entries that carry an activity, as our JSON or as schema.org JSON-LD.
 
 Websites and other Localfeed publishers offer Atom; an entry is followed when it holds
-our activity JSON (content of type ``application/json``) or a schema.org ``Event`` in a
+our activity in its OpenActive form (content of type ``application/json``) or a schema.org ``Event`` in a
 ``<script type="application/ld+json">`` inside its HTML. Everything else in the feed
 (news posts, notices) is reported as "not an activity", so an operator can see why a
 feed they added shows nothing.
@@ -29,6 +29,7 @@ from aggregator.adapters import mapping as m
 from aggregator.adapters import openactive
 from aggregator.adapters.base import Change, Fetch, Page, Unmapped
 from federation.clock import utcnow
+from schema.openactive import from_openactive, is_localfeed_form
 from schema.text import http_url
 
 KIND = "atom"
@@ -41,7 +42,6 @@ _DOCTYPE = re.compile(r"^\ufeff?\s*+(?:<\?.*?\?>\s*+|<!--.*?-->\s*+)*+<!DOCTYPE"
 _JSON_LD = re.compile(
     r"<script[^>]*type\s*=\s*[\"']application/ld\+json[\"'][^>]*>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL
 )
-_ACTIVITY_TYPES = {"SessionSeries", "Event"}
 # Byte-order marks and the patterns of "<" of the encodings where markup is not ASCII bytes.
 _WIDE_ENCODINGS = (
     (b"\x00\x00\xfe\xff", "utf-32-be"),
@@ -176,9 +176,10 @@ def entry_result(entry: Any, feed_url: str, now: datetime) -> Change | Unmapped:
         for thing in _things(content):
             if not isinstance(thing, dict):
                 continue
-            if thing.get("type") in _ACTIVITY_TYPES and "lastVerified" in thing:
+            if is_localfeed_form(thing):  # a Localfeed feed's entry: its activity, exactly
+                activity = from_openactive(thing)
                 label = f"Entry '{title or ref}'"
-                return m.Candidate(str(thing.get("id")), label, thing, ref=ref).result()
+                return m.Candidate(str(activity.get("id")), label, activity, ref=ref).result()
             if openactive.thing_type(thing) in openactive.EVENT_TYPES:
                 own = http_url(thing.get("@id")) or http_url(thing.get("url")) or http_url(entry.get("link"))
                 candidate = openactive.map_opportunity(

@@ -1,5 +1,9 @@
 """Our own feed format: RPDE pages of Localfeed activities, from a publisher or an aggregator.
 
+Each item's data is the activity in its OpenActive form, read back with the contract's one
+mapping (``schema.openactive.from_openactive``), which the OpenActive adapter also uses for
+Localfeed items it meets: an item is read the same way whichever adapter reads it.
+
 The cursor is the URL of the next page to read. The last page has no items and names
 itself as ``next``; the harvest keeps that URL, so the next harvest asks for it again
 with a conditional GET and sees new changes as soon as they are published.
@@ -18,6 +22,7 @@ import orjson
 
 from aggregator import budget
 from aggregator.adapters.base import Change, Fetch, Page, Unmapped
+from schema.openactive import NotLocalfeedForm, from_openactive, is_localfeed_form
 from schema.rpde import PageError, decode_page
 
 KIND = "localfeed"
@@ -25,7 +30,7 @@ PROVENANCE_KEY = "localfeed:provenance"
 
 
 def sniff(content_type: str, body: bytes) -> bool:
-    """An RPDE page whose items (if any) look like Localfeed activities, not OpenActive ones."""
+    """An RPDE page whose items (if any) are Localfeed activities (OpenActive naming Localfeed's context)."""
     if "json" not in content_type and not body.lstrip().startswith(b"{"):
         return False
     try:
@@ -37,8 +42,7 @@ def sniff(content_type: str, body: bytes) -> bool:
     items = [item for item in page["items"] if isinstance(item, dict) and item.get("data")]
     if not items:  # an empty page: ours unless it names OpenActive (its licence, say)
         return b"openactive.io" not in body
-    data = items[0]["data"]
-    return isinstance(data, dict) and "lastVerified" in data
+    return is_localfeed_form(items[0]["data"])
 
 
 def pages(fetch: Fetch, url: str, cursor: str | None) -> Iterator[Page]:
@@ -57,7 +61,11 @@ def pages(fetch: Fetch, url: str, cursor: str | None) -> Iterator[Page]:
             if item["state"] == "deleted":
                 changes.append(Change(id=item["id"], data=None, modified=item["modified"]))
                 continue
-            data = dict(item["data"])
+            try:
+                data = from_openactive(item["data"])
+            except NotLocalfeedForm as exc:
+                unmapped.append(Unmapped(item["id"], f"{exc} Ask the publisher to check its feed."))
+                continue
             provenance = item.get(PROVENANCE_KEY)
             if provenance is not None:
                 problem = _provenance_problem(provenance)

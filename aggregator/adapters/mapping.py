@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -33,9 +33,9 @@ SOURCE_ERRORS = (ValueError, TypeError, LookupError, AttributeError, ArithmeticE
 _DETAIL_LIMIT = 200
 Mapped = TypeVar("Mapped")
 
-# Marks an activity whose ``lastVerified`` is the day we harvested it, because the source
+# Marks an activity whose ``lastVerified`` is the day we first harvested it, because the source
 # gave no date of its own: shown as "not confirmed by the organiser". A namespaced key, so
-# the contract's extension rule admits it.
+# the contract's extension rule admits it (see ``freshness`` below).
 VERIFIED_BY = "ext:verifiedBy"
 VERIFIED_BY_HARVEST = "harvest"
 
@@ -252,11 +252,33 @@ def item_id_for(feed_url: str, own: str | None, fallback: Any) -> str:
 
 
 def freshness(source_date: Any, harvested_at: datetime) -> dict[str, str]:
-    """``lastVerified`` from the source's own date when it has one, else today marked as ours."""
+    """``lastVerified`` from the source's own date when it has one, else the harvest's day marked as ours.
+
+    The contract requires a date, and means by it the organiser's last confirmation. A
+    source that gives none (an iCalendar event with no LAST-MODIFIED, an ORUK service with
+    no assured_date) has no such date, so the one given is only since when we have seen it
+    listed, and the mark says so: the API and every page then say "Not confirmed by the
+    organiser" and never show the date as a check. The harvest keeps the first such day
+    (:func:`keep_verification`), so the listing ages and in time expires like any other
+    that nobody confirms: stamping it afresh at every harvest made it look confirmed today,
+    for ever.
+    """
     day = as_date(source_date)
     if day is not None:
         return {"lastVerified": day.isoformat()}
     return {"lastVerified": harvested_at.date().isoformat(), VERIFIED_BY: VERIFIED_BY_HARVEST}
+
+
+def keep_verification(activity: dict[str, Any], held: Mapping[str, Any] | None) -> None:
+    """Give ``activity``, dated by the harvest only, the day its source's copy ``held`` was first seen.
+
+    Only when ``held`` was dated so too: an activity with a date of its own keeps it (a
+    newer confirmation replaces an older one), and one that has lost its source's date
+    is unconfirmed from now on, whatever an earlier version of it said.
+    """
+    first_seen = (held or {}).get("lastVerified")
+    if first_seen and activity.get(VERIFIED_BY) == VERIFIED_BY_HARVEST == (held or {}).get(VERIFIED_BY):
+        activity["lastVerified"] = first_seen
 
 
 def as_date(value: Any) -> date | None:
@@ -324,11 +346,15 @@ def as_object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def address(street: str | None, locality: str | None, postcode: str) -> dict[str, str]:
-    """The contract's address, filling a missing street or locality from what is there."""
-    street, locality = text(street, SHORT_TEXT), text(locality, SHORT_TEXT)
-    return {
+def address(
+    street: str | None, locality: str | None, postcode: str, region: str | None = None
+) -> dict[str, str]:
+    """The contract's address, filling a missing street or locality from what is there
+    (a region is kept only when the source names one: it is never guessed)."""
+    street, locality, region = text(street, SHORT_TEXT), text(locality, SHORT_TEXT), text(region, SHORT_TEXT)
+    found = {
         "streetAddress": street or locality or postcode,
         "addressLocality": locality or street or postcode,
         "postalCode": postcode,
     }
+    return {**found, "addressRegion": region} if region else found

@@ -27,21 +27,12 @@ from aggregator import budget
 from aggregator.adapters import mapping as m
 from aggregator.adapters.base import Change, Fetch, Page, Unmapped
 from federation.clock import utcnow
+from schema.openactive import DAYS, day_code, from_openactive, is_localfeed_form
 from schema.schedule import nth_session_date, repeat_problem, runs_on, start_problem
 from schema.text import http_url
 
 KIND = "openactive"
 
-_DAYS = {
-    "monday": "MO",
-    "tuesday": "TU",
-    "wednesday": "WE",
-    "thursday": "TH",
-    "friday": "FR",
-    "saturday": "SA",
-    "sunday": "SU",
-}
-_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 _FREQUENCIES = {"P1W": "P1W", "P7D": "P1W", "P2W": "P2W", "P14D": "P2W", "P1M": "P1M"}
 _DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 # A repeatFrequency is an ISO 8601 duration: P1W, P14D, P1M, and in hostile or odd feeds PT1H or P0D.
@@ -163,6 +154,9 @@ def _page_item(item: Any, ref: str, series: _SeriesSeen, page: Page) -> None:
     if not isinstance(data, dict):
         page.unmapped.append(Unmapped(ref, f"{ref} is marked updated but carries no data."))
         return
+    if is_localfeed_form(data):
+        page.changes.append(_localfeed_change(data, item_id, ref, _marker(item.get("modified"))))
+        return
     kind_of_data = thing_type(data)
     if kind_of_data == "ScheduledSession" or kind == "ScheduledSession":
         if not series.add_session(data):
@@ -190,6 +184,21 @@ def _page_item(item: Any, ref: str, series: _SeriesSeen, page: Page) -> None:
         )
         return
     series.add_series(item_id, data, _epoch(item.get("modified")), ref, _marker(item.get("modified")))
+
+
+def _localfeed_change(data: dict[str, Any], item_id: str, ref: str, modified: int | str | None) -> Change:
+    """A Localfeed activity found in an OpenActive feed: read exactly, by the contract's mapping.
+
+    Named under this feed like any item of it; its own id goes into ``sameAs``, where it
+    merges with the copy from its own site.
+    """
+    activity = from_openactive(data)
+    own = activity.get("id")
+    activity["id"] = item_id
+    if isinstance(own, str) and own != item_id:
+        same = activity.get("sameAs")
+        activity["sameAs"] = [own, *(u for u in same if u != own)] if isinstance(same, list) else [own]
+    return Change(item_id, activity, ref=ref, modified=modified)
 
 
 class _SeriesSeen:
@@ -406,19 +415,21 @@ def _place(data: Mapping[str, Any], activity: dict[str, Any], problems: list[str
     if isinstance(address, dict):
         raw = str(address.get("postalCode") or "")
         postcode = m.postcode(raw)
-        street, locality = (
+        street, locality, region = (
             address.get("streetAddress"),
             address.get("addressLocality") or address.get("addressRegion"),
+            address.get("addressRegion"),
         )
     else:
         raw, postcode = str(address or ""), m.find_postcode(address)
-        street, locality = str(address or "").split(",")[0], ""
+        street, locality, region = str(address or "").split(",")[0], "", None
     name = m.text(place.get("name"), m.SHORT_TEXT) or m.text(street, m.SHORT_TEXT)
     if postcode is None:
         where = f"'{name}'" if name else "given"
         problems.append(f"its location {where} has no UK postcode" + (f" (it says '{raw}')" if raw else ""))
         return
-    location: dict[str, Any] = {"name": name or postcode, "address": m.address(street, locality, postcode)}
+    where_it_is = m.address(street, locality, postcode, region)
+    location: dict[str, Any] = {"name": name or postcode, "address": where_it_is}
     point = m.as_object(place.get("geo"))
     found = m.geo(point.get("latitude"), point.get("longitude"))
     if found:
@@ -486,7 +497,7 @@ def _schedule_entry(
         )
         return None
     frequency = _FREQUENCIES.get(str(rule.get("repeatFrequency", "")).upper())
-    days = [_day(day) for day in m.as_list(rule.get("byDay"))]
+    days = [day_code(day) for day in m.as_list(rule.get("byDay"))]
     start_time = m.clock(rule.get("startTime"))
     end_time = m.clock(rule.get("endTime")) or _clock_plus(start_time, rule.get("duration"))
     if frequency is None or not days or None in days or start_time is None or end_time is None:
@@ -567,7 +578,7 @@ def _pattern_of(sessions: list[dict[str, Any]]) -> dict[str, Any] | None:
         day += timedelta(days=1)
     entry = {
         "repeatFrequency": "P1W",
-        "byDay": [_WEEKDAYS[d] for d in weekdays],
+        "byDay": [list(DAYS)[d] for d in weekdays],
         "startTime": start_time,
         "endTime": end_time,
         "startDate": dates[0].isoformat(),
@@ -671,12 +682,6 @@ def _ref_of(thing: Any) -> str:
     if isinstance(thing, dict):
         return str(thing.get("@id") or thing.get("id") or thing.get("url") or "")
     return str(thing or "")
-
-
-def _day(value: Any) -> str | None:
-    """``https://schema.org/Tuesday``, ``schema:Tuesday``, ``Tuesday`` or ``TU`` → ``TU``."""
-    word = str(value).rsplit("/", 1)[-1].rsplit(":", 1)[-1].strip()
-    return word.upper() if word.upper() in _WEEKDAYS else _DAYS.get(word.lower())
 
 
 def _duration(value: Any) -> timedelta | None:

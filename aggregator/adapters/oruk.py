@@ -336,7 +336,10 @@ def _location(at_locations: list[dict[str, Any]], activity: dict[str, Any], prob
             street = ", ".join(p for p in (address.get("address_1"), address.get("address_2")) if p)
             location: dict[str, Any] = {
                 "name": name or m.text(street, m.SHORT_TEXT),
-                "address": m.address(street, address.get("city") or address.get("region") or "", postcode),
+                "address": m.address(
+                    street, address.get("city") or address.get("region") or "", postcode,
+                    address.get("state_province") or address.get("region"),
+                ),
             }
             if point:
                 location["geo"] = point

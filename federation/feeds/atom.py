@@ -1,10 +1,10 @@
 """Activities as an Atom feed (RFC 4287), built with feedgen.
 
 Each activity is one entry: its name, a plain-text summary a feed reader can show,
-and the activity JSON itself as the entry's ``application/json`` content, which RFC
-4287 (section 4.1.3.3) requires to be Base64 for a non-text, non-XML type; feedparser
-and other conforming readers decode it. Deleted activities are RFC 6721
-``at:deleted-entry`` tombstones. feedgen knows neither, so two small feedgen
+and the activity in its OpenActive JSON-LD form (``schema.openactive``) as the entry's
+``application/json`` content, which RFC 4287 (section 4.1.3.3) requires to be Base64
+for a non-text, non-XML type; feedparser and other conforming readers decode it.
+Deleted activities are RFC 6721 ``at:deleted-entry`` tombstones. feedgen knows neither, so two small feedgen
 extensions add them.
 
 Whatever text the activities hold, the document is well-formed: everything rendered goes
@@ -36,6 +36,7 @@ from federation.feeds.common import (
     renderable_info,
     summary_text,
 )
+from schema.openactive import to_openactive
 
 ATOM_MEDIA_TYPE = "application/atom+xml"
 TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
@@ -141,7 +142,7 @@ def _entry(activity: Mapping[str, Any]) -> tuple[FeedEntry, datetime]:
         entry.author(author)
     for category, label in category_labels(activity):
         entry.category(term=str(category), label=label)
-    entry.json.encoded = base64.b64encode(orjson.dumps(activity)).decode("ascii")
+    entry.json.encoded = base64.b64encode(orjson.dumps(to_openactive(activity))).decode("ascii")
     return entry, updated
 
 

@@ -19,6 +19,7 @@ from federation.feeds.atom import Tombstone, render_atom
 from federation.feeds.common import FeedInfo, render_each
 from federation.websub.hub import HUB_PATH
 from schema import rpde
+from schema.openactive import to_openactive
 
 # Both apps serve their feeds at the same paths, so a follower needs no per-app rules.
 RPDE_PATH = "/feeds/activities"
@@ -55,6 +56,9 @@ class FeedBuilder:
     title: str
     license_url: str
     subtitle: str | None = None
+    # The county or region of the publisher's activities (PUBLISHER_REGION), for an address
+    # that names none: OpenActive requires a PostalAddress's addressRegion.
+    region: str | None = None
 
     def info(self, base: str, path: str) -> FeedInfo:
         """What the feed at ``base + path`` says about itself."""
@@ -68,10 +72,22 @@ class FeedBuilder:
         )
 
     def rpde_item(self, change: Change, base: str) -> dict[str, Any]:
-        """The RPDE item for ``change``; ``base`` is the URL of the feed's app."""
+        """The RPDE item for ``change``, data in OpenActive form; ``base`` is the URL of the feed's app."""
         if change.deleted or change.data is None:
             return rpde.deleted_item(change.id, change.change_number, change.kind)
-        return rpde.updated_item(change.id, change.change_number, change.data, change.kind)
+        return rpde.updated_item(
+            change.id, change.change_number, to_openactive(self.regional(change.data)), change.kind
+        )
+
+    def regional(self, activity: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``activity``, its address in :attr:`region` if it names no region of its own."""
+        location = activity.get("location")
+        address = location.get("address") if isinstance(location, Mapping) else None
+        if not self.region or not isinstance(address, Mapping) or address.get("addressRegion"):
+            return activity
+        assert isinstance(location, Mapping)
+        placed = {**location, "address": {**address, "addressRegion": self.region}}
+        return {**activity, "location": placed}
 
     def rpde_items(self, changes: Iterable[Change], base: str) -> list[dict[str, Any]]:
         """The RPDE items for ``changes``, in order; one that cannot be built is left out (and logged)."""
@@ -80,9 +96,10 @@ class FeedBuilder:
     def atom(self, changes: Iterable[Change], base: str) -> bytes:
         """The Atom document of ``changes``: live items as entries, deleted ones as tombstones."""
         listed = list(changes)
+        live = [change.data for change in listed if not change.deleted and change.data is not None]
         return render_atom(
             self.info(base, ATOM_PATH),
-            [change.data for change in listed if not change.deleted and change.data is not None],
+            [self.regional(data) for data in live],
             [Tombstone(change.id, change.when) for change in listed if change.deleted],
         )
 

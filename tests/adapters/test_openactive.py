@@ -58,6 +58,7 @@ def test_series_with_embedded_sessions(site, fetch_for, samples):
         "streetAddress": "Alan Peacock Way",
         "addressLocality": "Village East",
         "postalCode": "TS4 3AE",
+        "addressRegion": "Middlesbrough",  # the source's own region, kept (never guessed)
     }
     assert location["geo"] == {"latitude": 54.543964, "longitude": -1.20978500000001}
     assert activity["price"]["amount"] == 3.3 and activity["price"]["currency"] == "GBP"

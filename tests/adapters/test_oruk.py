@@ -98,6 +98,7 @@ def test_what_the_examples_would_give_with_a_uk_address(samples):
         "streetAddress": "1-30 Main Street, MyVillage",
         "addressLocality": "MyCity",
         "postalCode": "CR4 1AA",
+        "addressRegion": "MyState",  # the example's state_province
     }
     assert activity["location"]["accessibility"] == ["hearing-loop", "wheelchair-accessible"]
     assert activity["price"] == {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -85,12 +87,26 @@ def _openactive_feed(site):
 
 
 def test_feeds_of_every_kind_harvested_and_served_as_open_referral(site, database_url):
-    app = create_app({"DATABASE_URL": database_url, "ALLOW_PRIVATE_NETWORKS": True, "SECRET_KEY": "test"})
+    # The listings' fixed confirmation dates stay unexpired on this clock, whenever the test runs.
+    clock = lambda: datetime(2026, 11, 20, 9, tzinfo=UTC)  # noqa: E731
+    settings = {
+        "DATABASE_URL": database_url,
+        "ALLOW_PRIVATE_NETWORKS": True,
+        "SECRET_KEY": "test",
+        "CLOCK": clock,
+    }
+    app = create_app(settings)
     engine, config = app.extensions["engine"], job_config(app)
     info = FeedInfo(title="Mitcham Walkers", self_url=site.url + "/walks.ics", home_url=site.url + "/")
     # The site's own calendar and Atom feed, of activities it published (their ids are on the site).
     calendar = render_ical(info, [weekly_activity(base=site.url)])
-    atom = render_atom(info, [event_activity(base=site.url)])
+    # The lunch is always ahead: one that has happened is no longer listed.
+    lunch_day = date.today() + timedelta(days=30)
+    lunch_at = datetime.combine(lunch_day, time(12), ZoneInfo("Europe/London"))
+    lunch = event_activity(
+        base=site.url, startDate=lunch_at.isoformat(), endDate=(lunch_at + timedelta(hours=2)).isoformat()
+    )
+    atom = render_atom(info, [lunch])
     feeds = {
         site.file("/walks.ics", calendar, "text/calendar"): "ical",
         site.file("/lunches.atom", atom, "application/atom+xml"): "atom",
@@ -153,7 +169,8 @@ def test_feeds_of_every_kind_harvested_and_served_as_open_referral(site, databas
     lunch = services["Winter Warmer Lunch"]
     assert lunch["cost_options"][0]["amount"] == 3.5
     assert (
-        lunch["schedules"][0]["valid_from"] == "2026-12-10" and lunch["schedules"][0]["opens_at"] == "12:00"
+        lunch["schedules"][0]["valid_from"] == lunch_day.isoformat()
+        and lunch["schedules"][0]["opens_at"] == "12:00"
     )
     walking_football = services["Walking Football"]
     assert walking_football["schedules"][0]["byday"] == "WE"

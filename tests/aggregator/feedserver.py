@@ -15,6 +15,7 @@ import orjson
 from flask import Flask, Response, request
 
 from aggregator.adapters.localfeed import PROVENANCE_KEY
+from schema.openactive import to_openactive
 from schema.rpde import deleted_item, encode_page, updated_item
 
 
@@ -30,6 +31,7 @@ class FeedServer:
         self.gate = threading.Event()  # /feed answers only once this is set
         self.gate.set()
         self.extra_item_fields: dict[str, dict[str, Any]] = {}
+        self.activities: dict[str, dict[str, Any]] = {}  # id -> the activity last put, as it was given
         self.lock = threading.Lock()
         self.base_url = ""
         self.app = self._make_app()
@@ -41,7 +43,9 @@ class FeedServer:
             self.number += 1
             item_id = item_id or data["id"]
             self.changes.pop(item_id, None)  # re-appended at the end, like a real feed
-            self.changes[item_id] = updated_item(item_id, self.number, data)
+            # On the wire, as a Localfeed publisher serves it: the activity in its OpenActive form.
+            self.changes[item_id] = updated_item(item_id, self.number, to_openactive(data), data.get("type"))
+            self.activities[item_id] = data
 
     def relay(self, data: dict[str, Any], publisher_feed_url: str) -> None:
         """List another site's activity as an aggregator's republished feed does: naming its source.
@@ -61,7 +65,7 @@ class FeedServer:
 
     def current(self) -> dict[str, dict[str, Any]]:
         """What the feed says is live now: id -> data."""
-        return {i: item["data"] for i, item in self.changes.items() if item["state"] == "updated"}
+        return {i: self.activities[i] for i, item in self.changes.items() if item["state"] == "updated"}
 
     @property
     def feed_url(self) -> str:

@@ -13,9 +13,9 @@ import httpx
 from flask import Flask
 
 from federation.websub import sign
-from schema.rpde import deleted_item, encode_page, updated_item
+from schema.rpde import deleted_item, encode_page
 from tests.aggregator.conftest import copies_of, follow, harvest, live, subscribed
-from tests.factories import weekly_activity
+from tests.factories import weekly_activity, wire_item
 
 
 def _push(aggregator_url: str, row: Any, items: list[dict[str, Any]], next_url: str) -> None:
@@ -49,10 +49,10 @@ def test_late_older_changes_never_overwrite_newer_ones_or_undo_a_deletion(
     after = feed.feed_url + "?afterChangeNumber=9"
 
     # Newer changes arrive first by push; then the older ones, late and out of order.
-    _push(aggregator_url, row, [updated_item(walk["id"], 9, {**walk, "name": "Walk v9"})], after)
+    _push(aggregator_url, row, [wire_item(walk["id"], 9, {**walk, "name": "Walk v9"})], after)
     _push(aggregator_url, row, [deleted_item(lunch["id"], 8)], after)
-    _push(aggregator_url, row, [updated_item(walk["id"], 5, {**walk, "name": "Walk v5"})], after)
-    _push(aggregator_url, row, [updated_item(lunch["id"], 6, {**lunch, "name": "Lunch v6"})], after)
+    _push(aggregator_url, row, [wire_item(walk["id"], 5, {**walk, "name": "Walk v5"})], after)
+    _push(aggregator_url, row, [wire_item(lunch["id"], 6, {**lunch, "name": "Lunch v6"})], after)
     assert _name(app, walk["id"]) == "Walk v9"
     assert _name(app, lunch["id"]) is None  # the deletion stands
     assert copies_of(app, lunch["id"]) == {}
@@ -62,13 +62,13 @@ def test_late_older_changes_never_overwrite_newer_ones_or_undo_a_deletion(
         aggregator_url,
         row,
         [
-            updated_item(walk["id"], 12, {**walk, "name": "Walk v12"}),
-            updated_item(walk["id"], 11, {**walk, "name": "Walk v11"}),
+            wire_item(walk["id"], 12, {**walk, "name": "Walk v12"}),
+            wire_item(walk["id"], 11, {**walk, "name": "Walk v11"}),
         ],
         after,
     )
     assert _name(app, walk["id"]) == "Walk v12"
 
     # A genuinely newer change brings the deleted item back, as the publisher meant.
-    _push(aggregator_url, row, [updated_item(lunch["id"], 13, {**lunch, "name": "Lunch v13"})], after)
+    _push(aggregator_url, row, [wire_item(lunch["id"], 13, {**lunch, "name": "Lunch v13"})], after)
     assert _name(app, lunch["id"]) == "Lunch v13"

@@ -20,10 +20,10 @@ from aggregator.sources import set_relays
 from aggregator.store import quarantine, sources
 from aggregator.subscriptions import push_subscriptions
 from federation.websub import sign
-from schema.rpde import encode_page, updated_item
+from schema.rpde import encode_page
 from tests.aggregator.conftest import copies_of, follow, harvest, live, subscribed
 from tests.aggregator.feedserver import FeedServer
-from tests.factories import weekly_activity
+from tests.factories import weekly_activity, wire_item
 
 FUTURE = "2099-01-01T09:00:00+00:00"
 
@@ -122,8 +122,8 @@ def test_a_signed_push_of_another_publishers_ids_changes_nothing_of_theirs(
     invented = own(publisher, "invented", name="Invented by push")
     body = encode_page(
         [
-            updated_item(real["id"], 10, {**real, "name": "HIJACKED"}),
-            updated_item(invented["id"], 11, invented),
+            wire_item(real["id"], 10, {**real, "name": "HIJACKED"}),
+            wire_item(invented["id"], 11, invented),
         ],
         hostile.feed_url + "?afterChangeNumber=11",
     )
@@ -155,7 +155,7 @@ def test_a_next_link_to_another_site_ends_the_harvest_and_keeps_what_was_read(
 
     @app.get("/feed")
     def feed() -> Any:
-        page = encode_page([updated_item(first["id"], 1, first)], elsewhere.feed_url)
+        page = encode_page([wire_item(first["id"], 1, first)], elsewhere.feed_url)
         return app.response_class(page, mimetype="application/json")
 
     leading_away = serve(app).url

@@ -128,7 +128,9 @@ def feed_app(items: Sequence[Mapping[str, Any]]) -> Flask:
     @app.get(FEED_PATH)
     def feed() -> Response:
         after = int(request.args.get("afterChangeNumber", 0))
-        numbered = [rpde.updated_item(item["id"], number, item) for number, item in enumerate(items, start=1)]
+        numbered = [
+            factories.wire_item(item["id"], number, dict(item)) for number, item in enumerate(items, start=1)
+        ]
         page = [item for item in numbered if item["modified"] > after]
         last = page[-1]["modified"] if page else after
         next_url = url_for("feed", afterChangeNumber=last, _external=True)

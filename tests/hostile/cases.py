@@ -663,7 +663,7 @@ def _rpde() -> Iterable[Case]:
             "/feed": static(
                 lambda wire: p.rpde(
                     [
-                        p.updated_item(gid, 100 + n, p.activity("", 0, id=gid, name="Hijacked"))
+                        p.wire_item(gid, 100 + n, p.activity("", 0, id=gid, name="Hijacked"))
                         for n, gid in enumerate(wire.good_ids)
                     ],
                     f"{wire.base}/feed",
@@ -680,7 +680,7 @@ def _rpde() -> Iterable[Case]:
             "/feed": paged(
                 lambda wire, n: p.rpde(
                     [
-                        p.updated_item(
+                        p.wire_item(
                             f"{wire.base}/activities/1",
                             10 if n == 1 else 3,
                             p.activity(wire.base, 1, name="Newer" if n == 1 else "Older"),

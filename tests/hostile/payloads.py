@@ -16,8 +16,8 @@ from xml.sax.saxutils import escape
 
 import orjson
 
-from schema.rpde import encode_page, updated_item
-from tests.factories import event_activity, weekly_activity
+from schema.rpde import encode_page
+from tests.factories import event_activity, weekly_activity, wire_item
 
 GIGABYTE = 1 << 30
 _MEGABYTE_OF_ZEROS = bytes(1 << 20)
@@ -91,7 +91,7 @@ def rpde(items: Iterable[Mapping[str, Any]], next_url: str) -> bytes:
 
 def rpde_items(base: str, count: int, start: int = 1, **overrides: Any) -> list[dict[str, Any]]:
     return [
-        updated_item(f"{base}/activities/{n}", n, activity(base, n, **overrides))
+        wire_item(f"{base}/activities/{n}", n, activity(base, n, **overrides))
         for n in range(start, start + count)
     ]
 

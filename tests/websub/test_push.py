@@ -21,8 +21,8 @@ from federation.fetch import GuardedClient
 from federation.websub import discover, sign, subscribe_request
 from publisher.hub import HUB_KEY
 from publisher.store import outbox
-from schema.rpde import encode_page, updated_item
-from tests.factories import weekly_activity
+from schema.rpde import encode_page
+from tests.factories import weekly_activity, wire_item
 from tests.shared.websub_world import Subscriber
 from tests.websub.conftest import wait_for
 
@@ -80,7 +80,7 @@ def test_unsigned_and_badly_signed_deliveries_change_nothing(make_world):
     row = world.subscription()
     callback = f"{world.aggregator_url}/websub/callback/{row.token}"
     forged = weekly_activity(id=world.publisher_url + "/activities/forged", name="Forged Walk")
-    body = encode_page([updated_item(forged["id"], 999, forged)], world.feed_url)
+    body = encode_page([wire_item(forged["id"], 999, forged)], world.feed_url)
     json = {"Content-Type": "application/json"}
 
     unsigned = world.http.post(callback, content=body, headers=json)
