@@ -30,6 +30,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         settings["SECRET_KEY"] = persistent_secret_key(app.instance_path)
     settings["SESSION_COOKIE_SECURE"] = settings["PUBLIC_URL"].lower().startswith("https://")
     app.config.update(settings)
+    from aggregator import impact
+
+    impact.keep_counting_anonymous(app)  # before trust_proxies, so it sits inside ProxyFix
     trust_proxies(app)
 
     from aggregator.store import init_store
@@ -60,4 +63,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     subscriptions.init_app(app)  # WebSub callbacks from sources' hubs, /operator/subscriptions
     hub.init_app(app)  # POST /websub for the merged feed, and push of its changes
+    impact.init_app(app)  # anonymous counts (/impact/events, /impact/pixel.gif, /go/booking), /impact/report
     return app

@@ -85,6 +85,7 @@ class Entry:
     sources: list[Link] = field(default_factory=list)
     vouched_by: list[str] = field(default_factory=list)  # who has checked it ("Merton CVS")
     json_ld: list[dict[str, Any]] = field(default_factory=list)
+    id: str = ""  # the activity's id, which the impact counts name (aggregator.impact)
 
 
 def is_eventbrite(url: str) -> bool:
@@ -147,7 +148,8 @@ def present(item: Mapping[str, Any], aff: str | None = None) -> Entry:
         )
     distance = ""
     if item.get("distance_km") is not None:
-        distance = f"{item['distance_km']:.1f} km"
+        # Measured to or from the middle of an area: said as an estimate.
+        distance = f"{'about ' if item.get('distance_approximate') else ''}{item['distance_km']:.1f} km"
         if item.get("walking_minutes") is not None:
             distance += f" · {item['walking_minutes']} min walk"
 
@@ -177,6 +179,7 @@ def present(item: Mapping[str, Any], aff: str | None = None) -> Entry:
         if source.get("name")
     ]
     return Entry(
+        id=str(activity.get("id") or ""),
         name=activity["name"],
         organiser=activity["organizer"]["name"],
         when=when,
@@ -224,7 +227,14 @@ def event_json_ld(activity: Mapping[str, Any], start: datetime, end: datetime, p
 
 
 class SearchFailed(Exception):
-    """The query could not be answered; ``message`` says what to change."""
+    """The query could not be answered; ``str()`` says what to change.
+
+    ``choices`` are the places an ambiguous name may mean, as the API gives them.
+    """
+
+    def __init__(self, message: str, choices: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.choices = choices or []
 
 
 def run_search(params: Mapping[str, str]) -> dict[str, Any]:
@@ -232,7 +242,7 @@ def run_search(params: Mapping[str, str]) -> dict[str, Any]:
     try:
         return api.run_search(params)
     except query.QueryError as error:
-        raise SearchFailed(error.message) from None
+        raise SearchFailed(error.message, error.choices) from None
     except geocode.GeocoderUnavailable as error:
         current_app.logger.warning("Geocoding failed: %s", error)
         raise SearchFailed("We can't look up postcodes just now. Try again in a few minutes.") from None
@@ -265,16 +275,31 @@ def iframe_friendly(response: Response) -> Response:
     return response
 
 
+def located_label(body: Mapping[str, Any]) -> str:
+    """Where a search was measured from, as its answer names it: "CR4 (Mitcham)"; "" without ``near``."""
+    return str((body.get("query", {}).get("located") or {}).get("label") or "")
+
+
+def choice_links(endpoint: str, args: Mapping[str, Any], choices: list[dict[str, str]]) -> list[Link]:
+    """Each place an ambiguous name may mean, as a link to the same search near it."""
+    return [
+        Link(choice["label"], url_for(endpoint, **{**args, "near": choice["near"], "cursor": None}))
+        for choice in choices
+    ]
+
+
 @bp.get("/embed")
 def embed_list() -> Response:
     params = query_params(request.args.to_dict())
     aff = request.args.get("aff")
-    error, entries, next_url = "", [], None
+    error, entries, next_url, located, choices = "", [], None, "", []
     try:
         body = run_search(params)
     except SearchFailed as failure:
         error = str(failure)
+        choices = choice_links(".embed_list", request.args.to_dict(), failure.choices)
     else:
+        located = located_label(body)
         entries = present_each(body["items"], aff, where="Embedded list")
         if body.get("next_cursor"):
             next_url = url_for(".embed_list", **{**request.args.to_dict(), "cursor": body["next_cursor"]})
@@ -283,6 +308,8 @@ def embed_list() -> Response:
         "embed/list.html",
         entries=entries,
         error=error,
+        choices=choices,
+        located=located,
         next_url=next_url,
         args=request.args,
         heading=request.args.get("heading") or "What's on nearby",
@@ -292,12 +319,13 @@ def embed_list() -> Response:
     return iframe_friendly(Response(page, status=400 if error else 200))
 
 
-def all_items(params: Mapping[str, str]) -> Iterable[Mapping[str, Any]]:
-    """Every result, page after page, up to ``PRINT_MAX_ITEMS``."""
+def all_items(params: Mapping[str, str], located: dict[str, str]) -> Iterable[Mapping[str, Any]]:
+    """Every result, page after page, up to ``PRINT_MAX_ITEMS``; ``located["label"]`` is set on the way."""
     params = {key: value for key, value in params.items() if key != "cursor"}
     count = 0
     while True:
         body = run_search(params)
+        located["label"] = located_label(body)
         for item in body["items"]:
             yield item
             count += 1
@@ -312,24 +340,27 @@ def all_items(params: Mapping[str, str]) -> Iterable[Mapping[str, Any]]:
 def embed_print() -> Response:
     params = query_params(request.args.to_dict())
     aff = request.args.get("aff")
-    error, entries = "", []
+    error, entries, located = "", [], {"label": ""}
     try:
-        entries = present_each(all_items(params), aff, where="Printed list")
+        entries = present_each(all_items(params, located), aff, where="Printed list")
     except SearchFailed as failure:
         error = str(failure)
     page = render_template(
         "embed/print.html",
         entries=entries,
         error=error,
-        summary=describe_query(params),
+        summary=describe_query(params, located["label"]),
         printed=clock(current_app)().astimezone(LONDON),
         list_url=url_for(".embed_list", _external=True, **params),
     )
     return Response(page, status=400 if error else 200)
 
 
-def describe_query(params: Mapping[str, str]) -> str:
-    """The search in words, printed at the top of the sheet: "Walking within 2 km of CR4 1AA"."""
+def describe_query(params: Mapping[str, str], located: str = "") -> str:
+    """The search in words, printed at the top of the sheet: "Walking within 2 km of CR4 (Mitcham)".
+
+    ``located`` is the search's own name for its place; without it, ``near`` as typed.
+    """
     words = []
     if params.get("category"):
         words.append(" or ".join(vocab_label("categories", c) for c in params["category"].split(",")))
@@ -341,7 +372,8 @@ def describe_query(params: Mapping[str, str]) -> str:
         days = [query.DAY_NAMES.get(code.strip().lower(), code) for code in params["day"].split(",")]
         words.append(f"on {' or '.join(days)}")
     if params.get("near"):
-        words.append(f"within {params.get('radius', DEFAULT_RADIUS)} km of {params['near'].upper()}")
+        place = located or params["near"].strip()
+        words.append(f"within {params.get('radius', DEFAULT_RADIUS)} km of {place}")
     return " ".join(words)
 
 
@@ -383,8 +415,19 @@ def builder() -> str:
         for param, value in chosen.items()
         if param not in ("layout", "limit")
     }
+    # A snippet for a place we cannot find would show its visitors an error: say why instead.
+    problem, located, choices = "", "", []
+    if chosen.get("near"):
+        try:
+            located = located_label(run_search({"near": chosen["near"], "limit": "1"}))
+        except SearchFailed as failure:
+            problem = str(failure)
+            choices = choice_links(".builder", request.args.to_dict(flat=False), failure.choices)
     return render_template(
         "embed/builder.html",
+        problem=problem,
+        choices=choices,
+        located=located,
         chosen=chosen,
         controls=bool(request.args.get("controls")),
         base=base,

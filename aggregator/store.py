@@ -24,6 +24,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -106,13 +107,16 @@ copies = Table(
 )
 
 # What each source last said of each item it deleted, and when (its change marker), so a late,
-# older update of the item (a retried push) cannot bring it back.
+# older update of the item (a retried push) cannot bring it back. ``buried_at`` is when we
+# learnt of it: housekeeping forgets tombstones once the publisher has forgotten its own
+# (aggregator.housekeeping says why that is safe).
 tombstones = Table(
     "tombstones",
     metadata,
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True),
     Column("item_id", Text, primary_key=True),
     Column("modified", Text, nullable=False),
+    Column("buried_at", UTCDateTime, nullable=False, default=utcnow, index=True),
 )
 
 quarantine = Table(
@@ -163,6 +167,35 @@ operators = Table(
     Column("password_hash", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     generation_column(),  # logging out and a new password replace it (federation.sessions)
+)
+
+# Anonymous impact counts (aggregator.impact, federation.impact): how often each activity was
+# shown, opened, printed, shortlisted or had its booking link or contact followed, per London day,
+# per embedding website (its origin, never a page path) and per kind. A count is all a row holds:
+# no address, browser, cookie or identifier of anyone is ever written.
+impact_counts = Table(
+    "impact_counts",
+    metadata,
+    Column("activity_id", Text, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("site", Text, primary_key=True),  # "https://surgery.example"; "" when the browser named none
+    Column("kind", String(16), primary_key=True),  # federation.impact.KINDS
+    Column("origin", Text, nullable=False),  # the activity id's origin: whose report the row is in
+    Column("events", BigInteger, nullable=False),
+)
+Index("ix_impact_counts_origin_day", impact_counts.c.origin, impact_counts.c.day)
+
+# Counts other aggregators made of items we relay to them, fetched from their reports so that
+# the publisher's report from us carries them back along the provenance chain. Already
+# suppressed: these are their published day cells, as they published them.
+impact_relayed = Table(
+    "impact_relayed",
+    metadata,
+    Column("counted_by", Text, primary_key=True),  # the counting aggregator's origin
+    Column("origin", Text, primary_key=True),  # the publisher's origin the cells are for
+    Column("generated", Text, nullable=False),  # when that aggregator made the report (ISO 8601)
+    Column("fetched_at", UTCDateTime, nullable=False),
+    Column("days", JSON, nullable=False),
 )
 
 # Values per IN (...) list: well inside SQLite's and PostgreSQL's parameter limits.

@@ -21,6 +21,7 @@ BENCHMARKS = [
     "harvest.py",
     "propagation.py",
     "query.py",
+    "impact.py",
     "feeds.py",
     "adapters.py",
     "csv_import.py",

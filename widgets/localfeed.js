@@ -4,11 +4,12 @@
 //
 // Attributes: src (the aggregator; default: where this script came from), near, radius,
 // categories, audiences, accessibility (comma lists), day, free, has-space, limit,
-// layout (list|cards), heading, controls, aff (Eventbrite tracking code), lang.
+// layout (list|cards), heading, controls, aff (Eventbrite tracking code), lang, counting ("off": no
+// anonymous counts; none either with Global Privacy Control or Do Not Track, see docs/privacy.md).
 // Theme: --localfeed-accent, --localfeed-on-accent, --localfeed-font, --localfeed-text,
 // --localfeed-muted, --localfeed-background, --localfeed-focus, --localfeed-radius,
 // --localfeed-heading-size; parts: heading, controls, label, status, list, item, name,
-// booking, link, button (and more, retry, widen, print).
+// booking, link, button (and more, retry, widen, print), located ("Showing activities near CR4 (Mitcham)").
 
 const STRINGS = {
   en: {
@@ -19,10 +20,12 @@ const STRINGS = {
     emptyNear: (km) => `Nothing within ${km} km`,
     widen: (km) => `Try ${km} km`,
     error: "Sorry, the activities could not be loaded.",
+    near: (label) => `Showing activities near ${label}`,
+    about: "about",
     retry: "Try again",
     more: "Show more",
     print: "Print this list",
-    postcode: "Postcode",
+    postcode: "Postcode or town",
     radius: "Distance",
     category: "Activity",
     anyCategory: "Any activity",
@@ -95,7 +98,7 @@ li.item:focus{outline:3px solid var(--localfeed-focus,#b35900)}
 .meta{color:var(--m)}
 .note{font-weight:600}
 .actions{display:flex;flex-wrap:wrap;gap:.75em;margin-top:1em}
-.status:empty{display:none}
+.status:empty,.located:empty{display:none}
 .error{border-left:4px solid #b00020;padding-left:.75em}
 @media print{form,button,a.button{display:none}li.item{break-inside:avoid}}
 `;
@@ -170,12 +173,14 @@ class LocalfeedActivities extends HTMLElement {
     const t = this.t;
     this.headingEl = el("h2", { part: "heading", id: "h" });
     this.statusEl = el("p", { className: "status", role: "status", part: "status" });
+    this.locatedEl = el("p", { className: "located meta", part: "located" });
     this.listEl = el("ul", { className: "items", part: "list", "aria-labelledby": "h" });
     this.footerEl = el("div", { className: "actions" });
     this.region = el("section", { "aria-labelledby": "h" }, this.headingEl);
     if (this.hasAttribute("controls")) this.region.append(this.buildControls());
-    this.region.append(this.statusEl, this.listEl, this.footerEl);
+    this.region.append(this.locatedEl, this.statusEl, this.listEl, this.footerEl);
     root.append(el("style", { text: CSS }), this.region);
+    addEventListener("pagehide", () => this.send());
     this.headingEl.textContent = this.getAttribute("heading") || t.heading;
   }
 
@@ -183,7 +188,7 @@ class LocalfeedActivities extends HTMLElement {
     const t = this.t;
     const option = (value, text) => el("option", { value, text });
     this.form = el("form", { part: "controls", role: "search", "aria-label": t.search });
-    this.postcodeInput = el("input", { name: "near", autocomplete: "postal-code", size: 9 });
+    this.postcodeInput = el("input", { name: "near", size: 12 });
     this.radiusSelect = el("select", { name: "radius" }, ...RADII.map((km) => option(km, t.km(km))));
     this.categorySelect = el("select", { name: "categories" }, option("", t.anyCategory));
     this.daySelect = el("select", { name: "day" }, option("", t.anyDay),
@@ -270,18 +275,25 @@ class LocalfeedActivities extends HTMLElement {
         cache: "no-cache",
       });
       body = await response.json().catch(() => ({}));
-      if (!response.ok) throw new Error(body.error?.message || `${response.status} ${response.statusText}`);
+      if (!response.ok) {
+        // A place we could not find is said as the aggregator words it, with nothing to retry.
+        throw Object.assign(new Error(body.error?.message || `${response.status} ${response.statusText}`),
+          { place: response.status === 400 && body.error?.parameter === "near" });
+      }
       labels = await this.vocab();
     } catch (error) {
-      if (generation === this.generation) this.showError(error.message);
+      if (generation === this.generation) this.showError(error.message, error.place);
       return;
     }
     if (generation !== this.generation) return; // a newer query has started
     this.labels = labels;
+    const located = body.query?.located;
+    this.locatedEl.textContent = located ? t.near(located.label) : "";
     this.fillCategories();
     this.region.removeAttribute("aria-busy");
     const before = this.listEl.children.length;
     this.listEl.append(...body.items.map((item) => this.renderItem(item)));
+    for (const item of body.items) this.count("shown", item.activity.id);
     const total = this.listEl.children.length;
     if (total) {
       this.statusEl.textContent = t.found(total);
@@ -315,12 +327,13 @@ class LocalfeedActivities extends HTMLElement {
     }
   }
 
-  showError(message) {
+  showError(message, place) {
     const t = this.t;
     this.region.removeAttribute("aria-busy");
+    this.locatedEl.textContent = "";
     this.statusEl.className = "status error";
-    this.statusEl.textContent = `${t.error} ${message}`;
-    this.footerEl.replaceChildren(el("button", {
+    this.statusEl.textContent = place ? message : `${t.error} ${message}`;
+    this.footerEl.replaceChildren(place ? "" : el("button", {
       type: "button", part: "button retry", text: t.retry, onclick: () => this.reload(),
     }));
   }
@@ -338,6 +351,7 @@ class LocalfeedActivities extends HTMLElement {
     }
     const print = new URL(`${this.base}/embed/print`);
     print.search = this.query().toString();
+    if (this.off) print.searchParams.set("counting", "off");
     buttons.push(el("a", { href: print.href, className: "button", part: "button print", text: t.print,
       target: "_blank" }));
     this.footerEl.replaceChildren(...buttons);
@@ -409,7 +423,7 @@ class LocalfeedActivities extends HTMLElement {
     fact(this.whenText(a, item.next_occurrences));
     fact(a.attendanceMode === "online" ? t.online : address);
     if (item.distance_km != null) {
-      const parts = [t.km(item.distance_km.toFixed(1))];
+      const parts = [(item.distance_approximate ? `${t.about} ` : "") + t.km(item.distance_km.toFixed(1))];
       if (item.walking_minutes != null) parts.push(t.walk(item.walking_minutes));
       fact(parts.join(" · "));
     }
@@ -420,10 +434,15 @@ class LocalfeedActivities extends HTMLElement {
     const access = place?.accessibility || [];
     if (access.length) fact(`${t.access}: ${access.map((id) => this.label("accessibility", id)).join(", ")}`);
     fact(a.description);
-    if (a.contact?.telephone || a.contact?.email) {
-      fact(`${t.contact}: ${[a.contact.name, a.contact.telephone, a.contact.email].filter(Boolean).join(", ")}`);
+    const c = a.contact || {};
+    if (c.telephone || c.email) {
+      const line = el("p", { text: `${t.contact}: ${c.name ? `${c.name}, ` : ""}` });
+      const ways = [["tel:", c.telephone], ["mailto:", c.email]].filter((way) => way[1]);
+      ways.forEach(([scheme, value], index) => line.append(index ? ", " : "",
+        this.counted(el("a", { href: scheme + value, text: value, part: "link" }), "contact", a.id)));
+      facts.push(line);
     }
-    facts.push(this.booking(a.booking || {}));
+    facts.push(this.booking(a.booking || {}, a.id));
     const freshness = item.freshness || {};
     const verified = freshness.lastVerified || a.lastVerified;
     if (verified && freshness.confirmedByOrganiser !== false) fact(t.checked(this.date(`${verified}T12:00:00Z`, { month: "long", year: "numeric" })), "meta");
@@ -439,7 +458,10 @@ class LocalfeedActivities extends HTMLElement {
       });
       facts.push(line);
     }
-    return el("li", { className: "item", part: "item" }, el("h3", { part: "name", text: a.name }), ...facts);
+    // The name opens the activity's own page (its id), where the id is one: counted as "opened".
+    const page = safeUrl(a.id);
+    const name = page && !page.hash ? this.counted(link(page, a.name), "opened", a.id) : a.name;
+    return el("li", { className: "item", part: "item" }, el("h3", { part: "name" }, name), ...facts);
   }
 
   // As schema.price.describe_price words it: the notes alone where there is no one amount.
@@ -452,19 +474,46 @@ class LocalfeedActivities extends HTMLElement {
     return price.notes ? `${text} (${price.notes})` : text;
   }
 
-  booking(booking) {
+  booking(booking, id) {
     const t = this.t;
     const url = safeUrl(booking.url);
     const p = el("p", { part: "booking" });
     if (url && isEventbrite(url)) {
       const aff = this.getAttribute("aff");
       if (aff) url.searchParams.set("aff", aff);
-      p.append(link(url, t.booking.eventbrite));
+      p.append(this.counted(link(url, t.booking.eventbrite), "booking", id));
     } else {
       const text = t.booking[booking.method] || "";
-      p.append(url ? link(url, text || url.hostname) : text);
+      p.append(url ? this.counted(link(url, text || url.hostname), "booking", id) : text);
     }
     return p;
+  }
+
+  // Anonymous counts (docs/privacy.md): a kind and an activity id, batched into one beacon; no
+  // cookie, no identifier. Off with counting="off", Global Privacy Control or Do Not Track.
+  get off() {
+    const nav = navigator;
+    return this.getAttribute("counting") === "off" || nav.globalPrivacyControl || nav.doNotTrack === "1";
+  }
+
+  counted(anchor, kind, id) {
+    anchor.addEventListener("click", () => this.count(kind, id));
+    return anchor;
+  }
+
+  count(kind, id) {
+    if (this.off || !navigator.sendBeacon) return;
+    (this.queued ||= []).push([kind, id]);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.send(), 1000);
+  }
+
+  send() {
+    const events = this.queued || [];
+    this.queued = [];
+    while (events.length) {
+      navigator.sendBeacon(`${this.base}/impact/events`, JSON.stringify({ events: events.splice(0, 100) }));
+    }
   }
 }
 

@@ -120,3 +120,19 @@ def test_widget_benchmark_reports_size_and_first_results(tmp_path):
     for page in ("widget", "bare"):
         measured = document["first_result"][page]
         assert measured["loads"] == 2 and measured["listings_shown"] > 0 and measured["ms"]["p50"] > 0
+
+
+def test_impact_benchmark_counts_while_answering_queries(tmp_path, capsys):
+    from bench import impact
+
+    tiny = ["--size", "1500", "--seconds", "1", "--events-per-second", "200", "--query-rate", "10"]
+    tiny += ["--name", "i"]
+    document = impact.main([*tiny, "--cache", str(tmp_path / "cache"), "--results", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "query p95 with counting / without" in printed and "events/s taken" in printed
+    without, counting = document["phases"]
+    assert not without["counting"] and counting["counting"]
+    assert without["query_status"] == {"200": without["queries"]} and counting["queries"] > 0
+    assert counting["beacons"].get("204", 0) > 0 and counting["events_per_second"] > 0  # every beacon taken
+    assert set(counting["beacons"]) == {"204"}
+    assert document["p95_ratio"] > 0
