@@ -67,8 +67,13 @@ def _json(body: Any, status: int = 200) -> Response:
     return response
 
 
-def _error(status: int, message: str, parameter: str | None = None) -> Response:
-    return _json({"error": {"message": message, "parameter": parameter}}, status)
+def _error(
+    status: int, message: str, parameter: str | None = None, choices: list[dict[str, str]] | None = None
+) -> Response:
+    error: dict[str, Any] = {"message": message, "parameter": parameter}
+    if choices:
+        error["choices"] = choices  # the places an ambiguous name may mean, each with its ``near``
+    return _json({"error": error}, status)
 
 
 @bp.after_request
@@ -95,10 +100,10 @@ def activities() -> Response:
     try:
         return _json(run_search(request.args.to_dict()))
     except query.QueryError as exc:
-        return _error(400, exc.message, exc.parameter)
+        return _error(400, exc.message, exc.parameter, exc.choices)
     except geocode.GeocoderUnavailable as exc:
         current_app.logger.warning("Geocoding failed: %s", exc)
-        message = "We can't look up postcodes just now. Try again in a few minutes, or use near=lat,lon."
+        message = "We can't look up postcodes just now. Try again in a few minutes, or type a nearby town."
         return _error(503, message, "near")
 
 

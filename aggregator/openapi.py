@@ -35,10 +35,14 @@ def _parameters() -> list[dict[str, Any]]:
         {
             "name": "near",
             "in": "query",
-            "description": "Where to search from: a UK postcode (`CR4 1AA`) or `latitude,longitude` "
-            "(`51.40,-0.15`). Without it, results are ordered by their next session only and "
-            "`distance_km` is null. An unknown postcode is a 400 that says so.",
-            "schema": {"type": "string", "examples": ["CR4 1HT", "51.3982,-0.1545"]},
+            "description": "Where to search from: a UK postcode (`CR4 1AA`), a postcode sector (`CR4 2`) "
+            "or district (`CR4`), a town the listings name (`Mitcham`, any case), or "
+            "`latitude,longitude` (`51.40,-0.15`). A postcode not known exactly is placed at the "
+            "middle of its sector, else of its district, and `query.located` says which. Without "
+            "`near`, results are ordered by their next session only and `distance_km` is null. A "
+            "place that cannot be found is a 400 that says so; a town name used in places far "
+            "apart is a 400 whose `error.choices` list them, each with the `near` that searches it.",
+            "schema": {"type": "string", "examples": ["CR4 1HT", "CR4", "Mitcham", "51.3982,-0.1545"]},
         },
         {
             "name": "radius",
@@ -129,6 +133,19 @@ _ITEM = {
         "distance_km": {
             "type": ["number", "null"],
             "description": "Straight-line (great-circle) distance from `near`; null without `near`.",
+        },
+        "distance_approximate": {
+            "type": "boolean",
+            "description": "True when `distance_km` is measured from or to the middle of an area rather "
+            "than a point: the item is placed only at its postcode sector or district (`placed`), or "
+            "`near` was located only to a sector, district or town (`query.located`).",
+        },
+        "placed": {
+            "type": ["string", "null"],
+            "enum": ["postcode", "sector", "district", None],
+            "description": "How the item was put on the map when it gives no point of its own: at its "
+            "postcode, or only at the middle of its postcode sector or district (its exact postcode "
+            "is unknown here). Null when it gives its own point, or has no place at all.",
         },
         "walking_minutes": {
             "type": ["integer", "null"],
@@ -262,6 +279,20 @@ def document(server_url: str) -> dict[str, Any]:
                             "type": "object",
                             "description": "The parameters as understood: `lat`/`lon` of `near`, "
                             "`radius_km`, the filters, and `ignored` parameter names.",
+                            "properties": {
+                                "located": {
+                                    "type": "object",
+                                    "description": "With `near`: how precisely it was placed and its "
+                                    "name for a heading (\"Showing activities near CR4 (Mitcham)\").",
+                                    "required": ["precision", "label"],
+                                    "properties": {
+                                        "precision": {
+                                            "enum": ["postcode", "sector", "district", "place", "point"],
+                                        },
+                                        "label": {"type": "string", "examples": ["CR4 (Mitcham)"]},
+                                    },
+                                }
+                            },
                         },
                     },
                 },
@@ -275,6 +306,18 @@ def document(server_url: str) -> dict[str, Any]:
                             "properties": {
                                 "message": {"type": "string"},
                                 "parameter": {"type": ["string", "null"]},
+                                "choices": {
+                                    "type": "array",
+                                    "description": "For a town name used in places far apart: each "
+                                    "place, and the `near` that searches it.",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "label": {"type": "string"},
+                                            "near": {"type": "string"},
+                                        },
+                                    },
+                                },
                             },
                         }
                     },

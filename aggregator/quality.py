@@ -7,7 +7,8 @@ the share of its accepted items that carry each thing a person needs before goin
 to book), the problems that got items refused, by kind, and how long ago organisers
 last confirmed their listings. The refused items themselves, grouped by reason with the
 plain messages (:func:`refused_by_reason`), are on the same page, so a publisher whose
-items are refused can see why and fix them.
+items are refused can see why and fix them. So are the accepted items that cannot be put
+on the map (:func:`unplaced_items`): no search near a place finds them until they can.
 
 "Checked by us": an operator whose own staff visit the groups (a CVS, say) marks a
 source as checked; every listing from it then names who vouches for it
@@ -26,11 +27,13 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, reque
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from aggregator import search_index as si
 from aggregator.auth import operator_required, signed_in_operator_id
 from aggregator.discovery import awaiting_approval
 from aggregator.freshness import confirmed_by_organiser
 from aggregator.store import copies, quarantine, sources
 from federation.clock import clock
+from federation.geocoding import DISTRICT, SECTOR, district_of
 
 bp = Blueprint("quality", __name__)
 
@@ -79,6 +82,8 @@ REFUSAL_REASONS: dict[str, str] = {
 }
 # Items listed under each reason on the page; the rest are counted (all are in the source's JSON).
 REFUSED_SHOWN_PER_REASON = 20
+# Items listed as not on the map, or only roughly; the rest are counted.
+UNPLACED_SHOWN = 50
 
 
 def _has_geo(activity: Mapping[str, Any]) -> bool:
@@ -155,7 +160,67 @@ def quality_report(conn: Connection, source_id: int, now: datetime) -> dict[str,
             "confirmedByOrganiser": len(ages),
             "notConfirmed": items - len(ages),
         },
+        **unplaced_items(conn, source_id),
     }
+
+
+def unplaced_items(conn: Connection, source_id: int, shown: int = UNPLACED_SHOWN) -> dict[str, Any]:
+    """The source's listings no near search finds (``unplaced``), and those it finds only roughly.
+
+    The rough ones (``placedApproximately``) are placed at the middle of their postcode sector
+    or district. Each lists at most ``shown`` items by name, with their postcode and what to do, and counts
+    them all. Online activities need no place and are left out.
+    """
+    c = si.index.c
+    rows = conn.execute(
+        select(c.merged_id, c.postcode, c.placed, c.cell, si.documents.c.activity)
+        .join(si.index_sources, si.index_sources.c.merged_id == c.merged_id)
+        .join(si.documents, si.documents.c.merged_id == c.merged_id)
+        .where(
+            si.index_sources.c.source_id == source_id,
+            c.own_geo.is_(False),
+            (c.cell.is_(None)) | c.placed.in_((SECTOR, DISTRICT)),
+        )
+        .order_by(c.merged_id)
+    )
+    found: dict[str, dict[str, Any]] = {
+        "unplaced": {"count": 0, "items": []},
+        "placedApproximately": {"count": 0, "items": []},
+    }
+    for merged_id, postcode, placed, cell, activity in rows:
+        if activity.get("attendanceMode") == "online":
+            continue
+        kind = "unplaced" if cell is None else "placedApproximately"
+        group = found[kind]
+        group["count"] += 1
+        if len(group["items"]) < shown:
+            group["items"].append({
+                "item": merged_id,
+                "name": activity.get("name"),
+                "postcode": postcode,
+                "placed": placed,
+                "message": _placing_advice(postcode, placed if cell is not None else None),
+            })
+    for group in found.values():
+        group["more"] = group["count"] - len(group["items"])
+    return found
+
+
+def _placing_advice(postcode: str | None, placed: str | None) -> str:
+    """Why a listing is not on the map (or only roughly), and what would put it there."""
+    fix = (
+        "Ask the publisher to check the postcode, or to give the map position (geo); loading the ONS "
+        "Postcode Directory here (POSTCODE_CSV, see docs/deploying.md) places every real postcode."
+    )
+    if postcode is None:
+        return f"It has neither a postcode nor a map position. {fix}"
+    if placed is None:
+        district = district_of(postcode)
+        return f"We don't know where {postcode} is, nor anything in its district {district}. {fix}"
+    return (
+        f"We don't know {postcode} exactly, so it is placed in the middle of its {placed} "
+        f"and its distances are approximate. {fix}"
+    )
 
 
 def refused_by_reason(

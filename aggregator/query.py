@@ -32,9 +32,10 @@ import orjson
 from sqlalchemy import ColumnElement, and_, case, literal, or_, select
 from sqlalchemy.engine import Connection
 
-from aggregator import freshness, geocode
+from aggregator import freshness, geocode, places
 from aggregator import search_index as si
 from aggregator.store import merge_keys, sources
+from federation.geocoding import APPROXIMATE, POINT, Located
 from schema import next_occurrences, normalise_postcode
 from schema.vocab import ids as vocabulary_ids
 
@@ -72,12 +73,18 @@ _LAT_LON = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*,\s*([-+]?\d+(?:\.\d+)?)\s*$"
 
 
 class QueryError(ValueError):
-    """A parameter a person got wrong: ``str()`` says what and how to fix it; ``parameter`` names it."""
+    """A parameter a person got wrong: ``str()`` says what and how to fix it; ``parameter`` names it.
 
-    def __init__(self, message: str, parameter: str | None = None) -> None:
+    ``choices`` are the places an ambiguous ``near`` may mean (``label`` and ``near`` each).
+    """
+
+    def __init__(
+        self, message: str, parameter: str | None = None, choices: list[dict[str, str]] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.parameter = parameter
+        self.choices = choices or []
 
 
 # -- reading the parameters ------------------------------------------------------------------
@@ -89,6 +96,7 @@ class Query:
 
     lat: float | None = None
     lon: float | None = None
+    located: Located | None = None
     radius_km: float | None = None
     categories: list[str] = field(default_factory=list)
     days: list[str] = field(default_factory=list)
@@ -155,7 +163,7 @@ def _whole(params: Mapping[str, str], name: str, low: int, high: int, example: s
     return None if value is None else int(value)
 
 
-def _place(conn: Connection, near: str, geocoder: geocode.Geocoder, now: datetime) -> tuple[float, float]:
+def _place(conn: Connection, near: str, geocoder: geocode.Geocoder, now: datetime) -> Located:
     pair = _LAT_LON.match(near)
     if pair:
         lat, lon = float(pair.group(1)), float(pair.group(2))
@@ -165,21 +173,14 @@ def _place(conn: Connection, near: str, geocoder: geocode.Geocoder, now: datetim
                 "from -180 to 180, like near=51.40,-0.15.",
                 "near",
             )
-        return lat, lon
-    postcode = normalise_postcode(near)
-    if postcode is None:
-        raise QueryError(
-            f"'{near}' is not a UK postcode (like 'CR4 1AA') "
-            "or a latitude,longitude pair (like '51.40,-0.15').",
-            "near",
-        )
-    position = geocode.locate(conn, postcode, geocoder, now)
-    if position is None:
-        raise QueryError(
-            f"We don't know the postcode '{postcode}'. Check it, or search by town with lat,lon.", "near"
-        )
-    si.place_postcode(conn, postcode, position)
-    return position
+        return Located(lat, lon, POINT, f"{lat:g},{lon:g}")
+    try:
+        return places.resolve(conn, near, geocoder, now)
+    except places.PlaceNotFound as missing:
+        raise QueryError(missing.message, "near") from None
+    except places.AmbiguousPlace as ambiguous:
+        choices = [{"label": choice.label, "near": choice.near} for choice in ambiguous.choices]
+        raise QueryError(ambiguous.message, "near", choices) from None
 
 
 def parse(conn: Connection, params: Mapping[str, str], geocoder: geocode.Geocoder, now: datetime) -> Query:
@@ -189,7 +190,8 @@ def parse(conn: Connection, params: Mapping[str, str], geocoder: geocode.Geocode
     near = (params.get("near") or "").strip()
     radius = _number(params, "radius", 0.0, MAX_RADIUS_KM, "3")
     if near:
-        query.lat, query.lon = _place(conn, near, geocoder, now)
+        query.located = _place(conn, near, geocoder, now)
+        query.lat, query.lon = query.located.position
         if radius == 0:
             raise QueryError("'radius' must be more than 0 km, like radius=3.", "radius")
         query.radius_km = radius if radius is not None else DEFAULT_RADIUS_KM
@@ -200,6 +202,9 @@ def parse(conn: Connection, params: Mapping[str, str], geocoder: geocode.Geocode
     # A postcode is echoed as it is normally written ("cr41aa" → "CR4 1AA"), for headings.
     shown_near = (normalise_postcode(near) or near) if near else None
     echo.update(near=shown_near, lat=query.lat, lon=query.lon, radius_km=query.radius_km)
+    if query.located is not None:
+        # How precisely ``near`` was placed, and its name for a heading: "CR4 (Mitcham)".
+        echo["located"] = {"precision": query.located.precision, "label": query.located.label}
 
     query.categories = _listed(params, "category", _vocabulary("categories"), "category")
     query.days = _listed(params, "day", tuple(DAY_NAMES), "day")
@@ -234,7 +239,8 @@ def parse(conn: Connection, params: Mapping[str, str], geocoder: geocode.Geocode
 # -- the filters -------------------------------------------------------------------------------
 
 
-def _like_escaped(text: str) -> str:
+def like_escaped(text: str) -> str:
+    """``text`` for a LIKE pattern with ``escape="\\"``: its own % and _ match only themselves."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -249,8 +255,8 @@ def _filters(query: Query, now: datetime, thresholds: freshness.Thresholds) -> l
         c.last_verified >= thresholds.expired_before(now),
     ]
     if query.lat is not None and query.lon is not None and query.radius_km is not None:
-        where.append(_in_squares(query.lat, query.lon, query.radius_km))
-        where.append(_chord2(query) <= si.chord_limit(query.radius_km))
+        where.append(in_squares(query.lat, query.lon, query.radius_km))
+        where.append(chord2_of(query) <= si.chord_limit(query.radius_km))
     if query.categories:
         where.append(_has_any(c.categories, query.categories))
     if query.audiences:
@@ -277,7 +283,7 @@ def _filters(query: Query, now: datetime, thresholds: freshness.Thresholds) -> l
             )
         )
     for word in query.words:
-        where.append(c.text.like(f"%{_like_escaped(word)}%", escape="\\"))
+        where.append(c.text.like(f"%{like_escaped(word)}%", escape="\\"))
     return where
 
 
@@ -285,7 +291,7 @@ def _filters(query: Query, now: datetime, thresholds: freshness.Thresholds) -> l
 MAX_LISTED_SQUARES = 4096
 
 
-def _in_squares(lat: float, lon: float, radius_km: float) -> ColumnElement[bool]:
+def in_squares(lat: float, lon: float, radius_km: float) -> ColumnElement[bool]:
     """Rows in the grid squares the circle touches.
 
     Asked for as ``cell IN (the squares)``: one statement shape whatever the place and
@@ -301,7 +307,8 @@ def _in_squares(lat: float, lon: float, radius_km: float) -> ColumnElement[bool]
     return cell.in_([square for low, high in runs for square in range(low, high + 1)])
 
 
-def _chord2(query: Query) -> ColumnElement[float]:
+def chord2_of(query: Query) -> ColumnElement[float]:
+    """The squared chord from ``query``'s point to each row, which orders by distance without trigonometry."""
     assert query.lat is not None and query.lon is not None
     x0, y0, z0 = si.unit_vector(query.lat, query.lon)
     c = si.index.c
@@ -402,7 +409,7 @@ def _candidates(
     """
     c = si.index.c
     near = query.lat is not None
-    chord2 = (_chord2(query) if near else literal(0.0)).label("chord2")
+    chord2 = (chord2_of(query) if near else literal(0.0)).label("chord2")
     ranked = (literal(rank) if isinstance(rank, int) else rank).label("rank")
     is_current, has_passed = split
     # Key positions decided in SQL: the rank when it is computed, chord² when there is ``near``
@@ -441,7 +448,7 @@ def _documents(conn: Connection, merged_ids: Sequence[str]) -> dict[str, Any]:
     """What the results show, for a page of merged ids: the activity, its provenance, lastVerified."""
     c, d = si.index.c, si.documents.c
     rows = conn.execute(
-        select(c.merged_id, c.last_verified, d.activity, d.provenance)
+        select(c.merged_id, c.last_verified, c.placed, d.activity, d.provenance)
         .join(si.documents, d.merged_id == c.merged_id)
         .where(c.merged_id.in_(merged_ids))
     )
@@ -493,6 +500,9 @@ def search(
         for key in page
         if key[3] in shown
     ]
+    if query.located is not None and query.located.approximate:
+        for item in items:  # measured from the middle of an area or town: no distance is exact
+            item["distance_approximate"] = True
     return {
         "items": items,
         "next_cursor": _encode_cursor(query, page[-1]) if more else None,
@@ -572,6 +582,10 @@ def _item(
     return {
         "activity": activity,
         "distance_km": None if distance is None else round(distance, 2),
+        # Where the item is on the map: at its postcode ("postcode"), or only somewhere in its
+        # postcode "sector" or "district"; null when it gives its own point (or has no place).
+        "placed": row.placed,
+        "distance_approximate": distance is not None and row.placed in APPROXIMATE,
         "walking_minutes": None if distance is None else walking_minutes(distance),
         "next_occurrences": [
             {"start": session.start.isoformat(), "end": session.end.isoformat()}

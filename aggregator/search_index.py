@@ -31,6 +31,16 @@ dense circle's thousands of entries cost no table row each. Its rows stay small,
 the documents a result shows live in their own table (``search_documents``) and are read
 for one page only.
 
+Placing an item without its own map position
+--------------------------------------------
+An item that gives no geo point is placed by its postcode: exactly when the postcodes
+table knows it (``placed`` = "postcode"), else at the middle of its postcode sector or
+district as far as the aggregator knows them (``placed`` = "sector" or "district": the
+operator's postcode file, else the postcodes of the other listings indexed there), so
+a near query still finds it, its distance marked approximate. ``district`` (the outward
+code) is indexed for that, and ``place`` (the folded ``addressLocality``) answers a search
+by town name. Rows that stay without a place are the source pages' "cannot be placed".
+
 Next occurrence
 ---------------
 ``next_start`` is the first session after the moment the row was written
@@ -41,6 +51,7 @@ and :func:`roll_forward` rewrites them in batches so there are few to recompute.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import unicodedata
@@ -78,6 +89,16 @@ from aggregator.freshness import capacity_stated_at, confirmed_by_organiser
 from aggregator.store import chunks, merged, metadata
 from federation.clock import utcnow
 from federation.db import UTCDateTime, lock_schema
+from federation.geocoding import (
+    DISTRICT,
+    POSTCODE,
+    SECTOR,
+    Centroids,
+    district_of,
+    files_of,
+    fold_place,
+    locate_postcode,
+)
 from schema import next_occurrences, normalise_postcode
 from schema.price import is_free
 from schema.schedule import DEFAULT_TIMEZONE, WEEKDAYS
@@ -102,6 +123,8 @@ __all__ = [
     "roll_forward",
     "unit_vector",
 ]
+
+log = logging.getLogger(__name__)
 
 EARTH_RADIUS_KM = 6371.0088
 CELL_DEGREES = 0.01
@@ -141,6 +164,10 @@ index = Table(
     Column("text", Text, nullable=False),  # name, organiser, place, description, folded: for ``q``
     Column("next_start", UTCDateTime),  # null: no session after next_from
     Column("next_from", UTCDateTime, nullable=False),
+    # Added by revision 0007, so last (an upgraded table has them last too).
+    Column("district", String(4)),  # the postcode's outward code, "CR4": areas are placed by it
+    Column("placed", String(8)),  # placed by its postcode: "postcode", "sector" or "district"; else null
+    Column("place", Text),  # fold_place(addressLocality), "colliers wood": near=<town> finds it
 )
 
 # The documents a result shows, kept apart so that index rows stay small: a radius query
@@ -172,6 +199,8 @@ Index("ix_search_index_near", *(index.c[name] for name in NEAR_COLUMNS))
 Index("ix_search_index_next_start", index.c.next_start)
 Index("ix_search_index_next_from", index.c.next_from)
 Index("ix_search_index_postcode", index.c.postcode)
+Index("ix_search_index_district", index.c.district, index.c.place)
+Index("ix_search_index_place", index.c.place)
 
 
 # -- geometry ----------------------------------------------------------------------------------
@@ -341,10 +370,15 @@ def _row(activity: Mapping[str, Any], position: tuple[float, float] | None, own_
         )
         if part
     )
+    postcode = _postcode(activity)
+    locality = (location.get("address") or {}).get("addressLocality")
     return {
         **_placed(position),
         "own_geo": own_geo,
-        "postcode": _postcode(activity),
+        "postcode": postcode,
+        "district": district_of(postcode) if postcode else None,
+        "placed": POSTCODE if position is not None and not own_geo else None,
+        "place": (fold_place(locality) or None) if isinstance(locality, str) else None,
         "days": sum({1 << day for day, _ in starts}),
         "times": sum({TIMES_OF_DAY[time_of_day(start)] for _, start in starts}),
         "is_free": is_free(price),
@@ -419,7 +453,7 @@ def reindex_many(
     located = {key: (_postcode(activity), _own_position(activity)) for key, (activity, _) in latest.items()}
     taught = {postcode: position for postcode, position in located.values() if postcode and position}
     learned = geocode.learn_many(conn, taught, now)
-    _place_postcodes(conn, {postcode: taught[postcode] for postcode in learned})
+    _place_postcodes(conn, {postcode: (POSTCODE, taught[postcode]) for postcode in learned})
     waiting = {postcode for postcode, position in located.values() if postcode and position is None}
     positions = geocode.known_many(conn, waiting)
 
@@ -438,6 +472,11 @@ def reindex_many(
     conn.execute(insert(documents), docs)
     if listed:
         conn.execute(insert(index_sources), listed)
+    unplaced = {row["postcode"] for row in rows if row["cell"] is None and row["postcode"]}
+    if unplaced:  # no file or service here (a harvest's transaction): the other listings' areas
+        areas = area_centroids(conn, {district_of(postcode) for postcode in unplaced})
+        placements = {postcode: _in_area(postcode, areas.get) for postcode in unplaced}
+        _place_postcodes(conn, {code: found for code, found in placements.items() if found is not None})
 
 
 def remove(conn: Connection, merged_id: int | str) -> None:
@@ -452,17 +491,75 @@ def remove_many(conn: Connection, merged_ids: Iterable[int | str]) -> None:
             conn.execute(delete(table).where(table.c.merged_id.in_(chunk)))
 
 
-def place_postcode(conn: Connection, postcode: str, position: tuple[float, float] | None) -> None:
-    """Put the rows that rely on ``postcode`` for their place at ``position``."""
+def place_postcode(
+    conn: Connection, postcode: str, position: tuple[float, float] | None, placed: str = POSTCODE
+) -> None:
+    """Put the rows that rely on ``postcode`` for their place at ``position``.
+
+    ``placed`` says how precisely: at the postcode itself, or only at its sector or district.
+    """
     conn.execute(
         update(index)
         .where(index.c.postcode == postcode, index.c.own_geo.is_(False))
-        .values(**_placed(position))
+        .values(**_placed(position), placed=placed if position is not None else None)
     )
 
 
-def _place_postcodes(conn: Connection, positions: Mapping[str, tuple[float, float]]) -> None:
-    """:func:`place_postcode` for many, touching only postcodes some row is waiting for.
+def waiting_for(conn: Connection, postcode: str) -> bool:
+    """Whether a row relying on ``postcode`` for its place is not yet placed at it exactly."""
+    waiting = (
+        select(index.c.merged_id)
+        .where(index.c.postcode == postcode, index.c.own_geo.is_(False))
+        .where(or_(index.c.placed.is_(None), index.c.placed != POSTCODE))
+        .limit(1)
+    )
+    return conn.execute(waiting).first() is not None
+
+
+def area_centroids(conn: Connection, districts: Iterable[str]) -> Centroids:
+    """The middles of the sectors and districts ``districts`` cover, from the rows placed exactly there.
+
+    Each postcode counts once (at the average of its rows), and rows placed only at an
+    area do not count, so an area's middle never feeds on itself.
+    """
+    c = index.c
+    found = Centroids()
+    for chunk in chunks(set(districts)):
+        rows = conn.execute(
+            select(c.postcode, func.avg(c.lat), func.avg(c.lon))
+            .where(c.district.in_(chunk), c.cell.is_not(None), or_(c.placed.is_(None), c.placed == POSTCODE))
+            .group_by(c.postcode)
+        )
+        for postcode, lat, lon in rows:
+            found.add(postcode, (float(lat), float(lon)))
+    return found
+
+
+def area_position(
+    conn: Connection, code: str, geocoder: geocode.Geocoder, known: Centroids | None = None
+) -> tuple[float, float] | None:
+    """The middle of a sector ("CR4 2") or district ("CR4"): the operator's file first, then the rows'.
+
+    The file knows every postcode of the area; the listings only some, so theirs is the
+    fallback (``known``, when the caller has read them already). Nothing here leaves the machine.
+    """
+    for postcode_file in files_of(geocoder):
+        found = postcode_file.area(code)
+        if found is not None:
+            return found
+    return (known or area_centroids(conn, [district_of(code)])).get(code)
+
+
+def _in_area(
+    postcode: str, area: Callable[[str], tuple[float, float] | None]
+) -> tuple[str, tuple[float, float]] | None:
+    """``(SECTOR or DISTRICT, its middle)`` for a postcode not known exactly, the sector first."""
+    found = locate_postcode(postcode, lambda _postcode: None, area)
+    return None if found is None else (found.precision, found.position)
+
+
+def _place_postcodes(conn: Connection, positions: Mapping[str, tuple[str, tuple[float, float]]]) -> None:
+    """:func:`place_postcode` for many (postcode → (precision, position)), where some row waits.
 
     A first harvest learns a postcode with nearly every item and finds no row waiting.
     """
@@ -479,32 +576,67 @@ def _place_postcodes(conn: Connection, positions: Mapping[str, tuple[float, floa
         conn.execute(
             update(index)
             .where(index.c.postcode == bindparam("b_postcode"), index.c.own_geo.is_(False))
-            .values({name: bindparam(f"b_{name}") for name in _placed(None)}),
+            .values({name: bindparam(f"b_{name}") for name in [*_placed(None), "placed"]}),
             [
-                {"b_postcode": postcode, **{f"b_{k}": v for k, v in _placed(positions[postcode]).items()}}
+                {
+                    "b_postcode": postcode,
+                    "b_placed": positions[postcode][0],
+                    **{f"b_{k}": v for k, v in _placed(positions[postcode][1]).items()},
+                }
                 for postcode in sorted(waiting)
             ],
         )
 
 
 def geocode_missing(conn: Connection, geocoder: geocode.Geocoder, now: datetime, limit: int = 500) -> int:
-    """Place rows still without a position by asking ``geocoder``; returns how many postcodes were placed.
+    """Place rows without a position, or placed only at an area, by asking ``geocoder``.
 
-    Meant for after a harvest, outside its page transactions, since it may call a service.
+    Returns how many postcodes were placed more precisely than before. Rows with no place
+    come first; then rows placed at a sector or district are placed again, exactly if the
+    geocoder now knows their postcode, else at the area's middle as it now stands (the
+    operator's file, else the listings placed there). Meant for after a harvest, outside its
+    page transactions, since it may call a service (which the table asks once per postcode).
     """
-    waiting = conn.execute(
-        select(index.c.postcode)
-        .where(index.c.cell.is_(None), index.c.postcode.is_not(None))
-        .group_by(index.c.postcode)
-        .limit(limit)
-    ).scalars()
-    placed = 0
-    for postcode in list(waiting):
-        position = geocode.locate(conn, postcode, geocoder, now)
+    c = index.c
+    waiting = list(
+        conn.execute(
+            select(c.postcode)
+            .where(c.cell.is_(None), c.postcode.is_not(None), c.own_geo.is_(False))
+            .group_by(c.postcode)
+            .limit(limit)
+        ).scalars()
+    )
+    # Where each is now, so that one whose area's middle has not moved is not written again.
+    approximate = {
+        postcode: (placed, (lat, lon))
+        for postcode, placed, lat, lon in conn.execute(
+            select(c.postcode, c.placed, func.min(c.lat), func.min(c.lon))
+            .where(c.placed.in_((SECTOR, DISTRICT)))
+            .group_by(c.postcode, c.placed)
+            .limit(max(limit - len(waiting), 0))
+        )
+    }
+    # Each district's middles are read once for the run, not once per postcode.
+    known = area_centroids(conn, {district_of(postcode) for postcode in [*waiting, *approximate]})
+    better, asking = 0, geocoder
+    for postcode in [*waiting, *approximate]:
+        try:
+            position = geocode.locate(conn, postcode, asking, now)
+        except geocode.GeocoderUnavailable as failure:
+            # Not asked again in this run (each try may take seconds), nor an answer remembered;
+            # the table and the areas still place rows.
+            log.warning("postcodes placed by area only until the next harvest: %s", failure)
+            asking = geocode.NoGeocoder()
+            position = geocode.locate(conn, postcode, asking, now)
         if position is not None:
             place_postcode(conn, postcode, position)
-            placed += 1
-    return placed
+            better += 1
+            continue
+        found = _in_area(postcode, lambda code: area_position(conn, code, geocoder, known))
+        if found is not None and found != approximate.get(postcode):
+            place_postcode(conn, postcode, found[1], found[0])
+            better += postcode not in approximate
+    return better
 
 
 def roll_forward(conn: Connection, now: datetime, limit: int = 1000) -> int:

@@ -14,16 +14,23 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-# Around Mitcham and Morden (south London): the postcode districts the places use.
+# Around Mitcham and Morden (south London): the places, the postcode district each uses, and
+# where each is from the borough's centre (km north, km east), so that a place's listings, its
+# postcodes and its name agree on the map: "near Mitcham", "near CR4" and "near CR4 1AA" (a
+# postcode in no listing, placed at its district's middle) all find Mitcham's activities.
 BOROUGH_CENTRE = (51.4025, -0.1660)
 AREAS = [
-    ("Mitcham", "CR4"),
-    ("Morden", "SM4"),
-    ("Colliers Wood", "SW19"),
-    ("Wimbledon", "SW19"),
-    ("Raynes Park", "SW20"),
-    ("Pollards Hill", "SW16"),
+    ("Mitcham", "CR4", (0.0, -0.1)),
+    ("Morden", "SM4", (-0.1, -2.0)),
+    ("Colliers Wood", "SW19", (1.7, -0.8)),
+    ("Wimbledon", "SW19", (2.1, -2.8)),
+    ("Raynes Park", "SW20", (0.8, -3.3)),
+    ("Pollards Hill", "SW16", (0.2, 2.7)),
 ]
+# The areas' distances above are for the default spread of listings (radius_km=4); a wider
+# or narrower network scales them, and each area's listings lie within this share of it, so
+# all lie within 1.2 times the spread: the demo surgery's 5 km search shows every one.
+AREA_SPREAD = 0.3
 STREETS = [
     "London Road",
     "Church Road",
@@ -236,8 +243,13 @@ def sample_activity(
     category, names, description, first_visit, audiences, pence = KINDS[
         rng.randrange(len(KINDS)) if kind is None else kind % len(KINDS)
     ]
-    area, district = rng.choice(AREAS)
-    lat, lon = _near(rng, centre, radius_km)
+    area, district, (north_km, east_km) = rng.choice(AREAS)
+    scale = radius_km / 4.0
+    area_centre = (
+        centre[0] + north_km * scale / 111.2,
+        centre[1] + east_km * scale / (111.2 * math.cos(math.radians(centre[0]))),
+    )
+    lat, lon = _near(rng, area_centre, radius_km * AREA_SPREAD)
     capacity = rng.choices(["spaces", "waiting-list", "full", "unknown"], weights=[70, 12, 5, 13])[0]
     # Most groups confirm every few weeks; some have not for months (the freshness the demo shows).
     verified_days_ago = rng.choice([3, 10, 20, 40, 60, 80]) if rng.random() < 0.8 else rng.randint(100, 400)

@@ -19,8 +19,9 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from federation.clock import utcnow
 from federation.db import json_text
+from federation.geocoding import Centroids, Geocoder, GeocoderUnavailable, files_of, locate_postcode
 from publisher.store import Conflict, Group, NotFound, Store, StoredActivity, slugify
-from schema import Problem, normalise_activity_postcode, outsized, validate_activity
+from schema import Problem, normalise_activity_postcode, normalise_postcode, outsized, validate_activity
 
 # Dates people see ("verified today") are the organiser's dates, which are UK dates.
 LOCAL_ZONE = ZoneInfo("Europe/London")
@@ -240,3 +241,85 @@ def read_confirmation_token(
             "Copy the whole link from the email."
         ) from None
     return ConfirmationLink(slug, issued.astimezone(LOCAL_ZONE).date())
+
+
+# -- can it be found on a map? ------------------------------------------------------------------
+
+
+@dataclass
+class Placer:
+    """Whether an activity can be put on a map, judged as an aggregator judges it.
+
+    The same choices as the aggregator's (:mod:`federation.geocoding`): the activity's own
+    map position; else its postcode, exactly (this publisher's own listings that give both
+    postcode and position, the operator's postcode file, a postcode service), else the middle
+    of its sector or district as far as those know them. An activity none of that can place
+    is saved all the same, with a warning (:meth:`warning`): no search near a place finds it.
+    Build one per save or import (:meth:`for_store`): it reads every live listing once.
+    """
+
+    geocoder: Geocoder
+    exact: dict[str, tuple[float, float]] = field(default_factory=dict)
+    areas: Centroids = field(default_factory=Centroids)
+
+    @classmethod
+    def for_store(cls, store: Store, geocoder: Geocoder) -> Placer:
+        placer = cls(geocoder)
+        for stored in store.list_activities():
+            postcode, position = _postcode(stored.data or {}), _own_position(stored.data or {})
+            if postcode and position and postcode not in placer.exact:
+                placer.exact[postcode] = position
+                placer.areas.add(postcode, position)
+        return placer
+
+    def _exact(self, postcode: str) -> tuple[float, float] | None:
+        return self.exact.get(postcode) or self.geocoder.lookup(postcode)
+
+    def _area(self, code: str) -> tuple[float, float] | None:
+        for postcode_file in files_of(self.geocoder):
+            found = postcode_file.area(code)
+            if found is not None:
+                return found
+        return self.areas.get(code)
+
+    def warning(self, activity: dict[str, Any]) -> str | None:
+        """What to tell the editor when ``activity`` cannot be placed on a map; None when it can.
+
+        Also None when a postcode service could not be asked just now: an outage is no
+        reason to tell an editor their postcode is wrong.
+        """
+        if activity.get("attendanceMode") == "online" or not isinstance(activity.get("location"), dict):
+            return None
+        if _own_position(activity) is not None:
+            return None
+        name = activity.get("name") or "this activity"
+        postcode = _postcode(activity)
+        if postcode is None:
+            return (
+                f"“{name}” has no postcode, so it can't be put on the map: people searching near a "
+                "postcode or town won't find it. Add the postcode of where it meets."
+            )
+        try:
+            located = locate_postcode(postcode, self._exact, self._area)
+        except GeocoderUnavailable:
+            return None
+        if located is not None:
+            return None
+        return (
+            f"We couldn't place the postcode {postcode} on the map, so people searching near a postcode "
+            f"or town may not find “{name}”. Check the postcode is right; if it is, "
+            "tell whoever runs this site that their postcode list doesn't have it yet."
+        )
+
+
+def _postcode(activity: dict[str, Any]) -> str | None:
+    address = (activity.get("location") or {}).get("address") or {}
+    typed = address.get("postalCode") if isinstance(address, dict) else None
+    return normalise_postcode(typed) if isinstance(typed, str) else None
+
+
+def _own_position(activity: dict[str, Any]) -> tuple[float, float] | None:
+    geo = (activity.get("location") or {}).get("geo") or {}
+    if not isinstance(geo, dict) or geo.get("latitude") is None or geo.get("longitude") is None:
+        return None
+    return float(geo["latitude"]), float(geo["longitude"])

@@ -88,6 +88,7 @@ IMPORT_DEFAULTS: dict[str, Any] = {
 MAX_CELL_CHARS = 10_000
 MAX_ROW_CHARS = 100_000
 MAX_LISTED_PROBLEMS = 500  # problems a report lists; the rest are counted
+MAX_PLACEMENT_WARNINGS = 20  # rows named as "cannot be placed on the map"; the rest are counted
 MAX_COLUMN_WARNINGS = 20  # unknown column names a report names; the rest are counted
 _PIECE_CHARS = 65_536  # characters read at a time from a line, however long the line is
 _CP1252_FALLBACK = "localfeed-cp1252-fallback"
@@ -321,6 +322,7 @@ def import_csv(
     base_url: str,
     now: datetime | None = None,
     budget: ImportBudget | None = None,
+    placer: editing.Placer | None = None,
 ) -> ImportReport:
     """Check every row of a CSV of activities and, unless ``dry_run``, save them.
 
@@ -330,11 +332,14 @@ def import_csv(
     still lists the bad ones. Nothing is written either when the file goes past the
     ``budget`` (by default :class:`ImportBudget`'s). ``source`` is read as a stream, a
     piece at a time: pass an open file rather than its contents. ``now`` is the app's
-    clock reading, for ``lastVerified``.
+    clock reading, for ``lastVerified``. With a ``placer``, the report warns of each good row
+    whose place cannot be put on a map (:meth:`publisher.editing.Placer.warning`).
     """
     report = ImportReport(dry_run=dry_run)
     with _text_stream(source) as text:
-        checked = _check_rows(store, groups, text, report, budget or ImportBudget(), dry_run, base_url, now)
+        checked = _check_rows(
+            store, groups, text, report, budget or ImportBudget(), dry_run, base_url, now, placer
+        )
     if dry_run or report.file_problems or (report.bad_rows and not good_rows_only):
         return report
     for result, group, doc in checked:
@@ -358,8 +363,10 @@ def _check_rows(
     dry_run: bool,
     base_url: str,
     now: datetime | None,
+    placer: editing.Placer | None = None,
 ) -> list[tuple[RowResult, Group | None, dict[str, Any]]]:
     """Check each row as it is read; return what saving needs, kept only when saving may follow."""
+    unplaced = 0
     checked: list[tuple[RowResult, Group | None, dict[str, Any]]] = []
     only_group = groups if isinstance(groups, Group) else None
     choices = [groups] if isinstance(groups, Group) else list(groups)
@@ -385,9 +392,18 @@ def _check_rows(
                 result.problems.append(RowProblem(line, "Activity name", message))
             claimed.setdefault(existing.slug, line)
         doc = _check_row(cells, group, result, base_url, existing, now)
+        warning = placer.warning(doc) if placer is not None and not result.problems else None
+        if warning:
+            unplaced += 1
+            if unplaced <= MAX_PLACEMENT_WARNINGS:
+                report.warnings.append(f"Line {line}: {warning}")
         report.add_row(result)
         if not dry_run:
             checked.append((result, group, doc))
+    if unplaced > MAX_PLACEMENT_WARNINGS:
+        report.warnings.append(
+            f"{unplaced - MAX_PLACEMENT_WARNINGS} more row(s) have a postcode we couldn't place on the map."
+        )
     return checked
 
 

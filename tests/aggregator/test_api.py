@@ -103,7 +103,7 @@ def test_search_detail_cache_headers_and_errors(make_feed, make_aggregator, data
     assert unknown.headers["Access-Control-Allow-Origin"] == "*"
     assert unknown.get_json() == {
         "error": {
-            "message": "We don't know the postcode 'ZZ1 1ZZ'. Check it, or search by town with lat,lon.",
+            "message": "We couldn't find ZZ1 1ZZ. Check the postcode, or try a nearby town.",
             "parameter": "near",
         }
     }
@@ -124,7 +124,7 @@ def test_postcodes_from_a_service_and_a_clear_503_when_it_fails(make_aggregator,
     failed = client.get("/api/activities?near=SE1+7PB")
     assert failed.status_code == 503
     assert failed.get_json()["error"] == {
-        "message": "We can't look up postcodes just now. Try again in a few minutes, or use near=lat,lon.",
+        "message": "We can't look up postcodes just now. Try again in a few minutes, or type a nearby town.",
         "parameter": "near",
     }
 

@@ -60,6 +60,11 @@ def test_the_quality_report_counts_a_known_data_set(make_feed, make_aggregator, 
     assert {group["code"] for group in refused} == {"required", "postcode", "unknown-category"}
     assert all(group["items"] and group["items"][0]["problems"][0]["message"] for group in refused)
     assert sum(group["count"] for group in refused if group["code"] == "required") == 2
+    # Neither gives a map position nor a postcode known here: placed at their district's middle.
+    rough = report.pop("placedApproximately")
+    assert sorted(item["name"] for item in rough["items"]) == ["Bare Walk", event_activity()["name"]]
+    assert all("distances are approximate" in item["message"] for item in rough["items"])
+    assert report.pop("unplaced") == {"count": 0, "items": [], "more": 0}
     assert report == {
         "source": source_id,
         "checkedBy": None,

@@ -187,6 +187,7 @@ def test_near_a_postcode_free_on_tuesdays_in_distance_order(engine):
         "lat": pytest.approx(CENTRE[0]),
         "lon": pytest.approx(CENTRE[1]),
         "radius_km": 2.0,
+        "located": {"precision": "postcode", "label": "CR4 1AA (Mitcham)"},
         "day": ["tu"],
         "free": True,
         "limit": 20,
@@ -434,12 +435,9 @@ def test_freshness_orders_stale_last_and_hides_expired_but_keeps_it(engine):
 @pytest.mark.parametrize(
     ("params", "parameter", "says"),
     [
-        (
-            {"near": "ZZ1 1ZZ"},
-            "near",
-            "We don't know the postcode 'ZZ1 1ZZ'. Check it, or search by town with lat,lon.",
-        ),
-        ({"near": "Mitcham"}, "near", "'Mitcham' is not a UK postcode (like 'CR4 1AA')"),
+        ({"near": "ZZ1 1ZZ"}, "near", "We couldn't find ZZ1 1ZZ. Check the postcode, or try a nearby town."),
+        ({"near": "Mitcham"}, "near", "We couldn't find “Mitcham”. Check the spelling, or type a postcode"),
+        ({"near": "?!"}, "near", "We couldn't find “?!”. Type a postcode (like CR4 1AA) or a town."),
         ({"near": "91,0"}, "near", "is not a place on Earth"),
         ({"near": "51.4,-0.15", "radius": "80"}, "radius", "'radius' must be between 0 and 50; got 80."),
         ({"near": "51.4,-0.15", "radius": "far"}, "radius", "'radius' must be a number, like radius=3"),
