@@ -28,6 +28,7 @@ from flask import (
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from aggregator import wording
 from aggregator.adapters import ADAPTERS, localfeed
 from aggregator.auth import operator_required, signed_in_operator_id
 from aggregator.discovery import (
@@ -56,6 +57,9 @@ from federation.db import inserted_id, next_change_numbers
 __all__ = ["Discovered", "DiscoveryError", "add_source", "add_source_later", "bp", "discover"]
 
 bp = Blueprint("sources", __name__)
+# The operator's and public pages speak in sentences and UK times (aggregator.wording).
+bp.add_app_template_filter(wording.harvest_outcome, "harvest_outcome")
+bp.add_app_template_filter(wording.plain_time, "plain_time")
 
 # Items verified longer ago than this are counted as stale on the source page.
 STALE_AFTER_DAYS = 90
@@ -376,9 +380,10 @@ def operator_add():
         flash(f"Could not add {url or 'the source'}: {exc}", "error")
         return redirect(url_for("sources.operator_sources"))
     if kind is None:
-        flash(f"Added source {source_id}: finding the feed at {url}… This page shows what is found.")
+        flash(f"Added {name or url}: finding its feed… This page shows what is found.")
         return redirect(url_for("sources.source_page", source_id=source_id))
-    flash(f"Added source {source_id}.")
+    waiting = "" if then == "approved" else " Approve it when you are ready to harvest it."
+    flash(f"Added {name or url}.{waiting}")
     _harvest_if_approved(source_id)
     return redirect(url_for("sources.operator_sources"))
 

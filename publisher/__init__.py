@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": "",  # unset: generated once and kept in the instance folder
     "PUBLIC_URL": "",  # unset: derived from each request
     "PUBLISHER_NAME": "Localfeed publisher",
+    "PUBLISHER_REGION": "",  # the county or region of the activities (e.g. London), for addresses naming none
     "FEED_LICENSE": "https://creativecommons.org/licenses/by/4.0/",
     "REDIS_URL": "",  # unset: rate limits counted in memory
     "ALLOW_PRIVATE_NETWORKS": False,
@@ -31,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "TOMBSTONE_DAYS": 30,
     "PUBLIC_RATE_LIMIT": "600 per minute",
     "LOGIN_RATE_LIMIT": "10 per minute",  # failed log-ins per client address
+    "PASSWORD_RESET_MINUTES": 60,  # how long an emailed "set a new password" link works
+    "POSTCODE_CSV": "",  # a postcode file (ONS Postcode Directory or Code-Point Open), as the aggregator's
+    "POSTCODES_API_URL": "",  # a postcodes.io-compatible service, asked after the file
     "RATELIMIT_ENABLED": True,
     "TRUSTED_PROXIES": 0,  # reverse proxies in front whose X-Forwarded-* headers are believed
     "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,  # bytes in one request: the CSV upload is the largest
@@ -88,6 +92,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from publisher import reminders
 
     reminders.init_app(app)  # "still running?" emails, /admin/overdue, /admin/outbox
+    from publisher import impact
+
+    impact.init_app(app)  # counts from the aggregators showing our activities: /admin/impact
     return app
 
 

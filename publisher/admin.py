@@ -27,7 +27,8 @@ from werkzeug import Response as WerkzeugResponse
 from werkzeug.exceptions import HTTPException
 
 from federation.clock import clock
-from publisher import auth, editing, forms, importer
+from federation.geocoding import RememberingGeocoder, from_config
+from publisher import auth, editing, forms, importer, password_reset
 from publisher.auth import admin_required, login_required, renew_own_session, signed_in_user, user_group
 from publisher.extensions import get_store, public_url
 from publisher.store import Group, StoredActivity, StoreError
@@ -36,6 +37,7 @@ from schema.schedule import describe
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.register_blueprint(auth.bp)
+bp.register_blueprint(password_reset.bp)
 
 STATUS_LABELS = {"scheduled": "Running", "paused": "Paused", "cancelled": "Cancelled"}
 STATUS_DONE = {
@@ -81,7 +83,7 @@ def _too_large(error: HTTPException) -> tuple[str, int]:
 @bp.errorhandler(429)
 def _too_many(error: HTTPException) -> tuple[str, int]:
     explained = "There have been too many attempts to log in from here. Wait a minute, then try again."
-    advice = "If you have forgotten your password, ask your administrator to set a new one."
+    advice = "If you have forgotten your password, ask for a link to set a new one."
     return message_page("Too many attempts", f"{explained} {advice}", 429)
 
 
@@ -183,7 +185,21 @@ def _activity_form(stored: StoredActivity | None, group: Group | None) -> Any:
     if result.problems:
         return _render_form(stored, fields, forms.merge_problems([], result.problems), groups, chosen)
     flash(f"Saved “{result.activity['name']}”. It is in your public feed now.", "success")
+    warning = _placer().warning(result.activity)
+    if warning:
+        flash(warning, "warning")
     return redirect(url_for("admin.activities"))
+
+
+def _placer() -> editing.Placer:
+    """Whether activities can be placed on a map, by this publisher's geocoding settings.
+
+    The geocoder is built once per app (it holds the postcode file, or remembers the
+    service's answers so each postcode is asked once).
+    """
+    if "geocoder" not in current_app.extensions:
+        current_app.extensions["geocoder"] = RememberingGeocoder(from_config(current_app.config))
+    return editing.Placer.for_store(get_store(), current_app.extensions["geocoder"])
 
 
 def _render_form(
@@ -296,7 +312,16 @@ def confirm_link(token: str) -> Any:
         return render_template("admin/confirm_link.html", state="ask", activity=stored.data, token=token)
     group = store.get_group(stored.group_id)
     assert group is not None  # an activity's group_id is a foreign key
-    confirmed = editing.confirm_still_running(store, group, link.slug, clock(current_app)())
+    now = clock(current_app)()
+    if request.form.get("answer") == "stopped":
+        # An answer too: the organiser has told us how things are today.
+        paused = {**stored.live_data, "status": "paused", "lastVerified": editing.today(now).isoformat()}
+        result = editing.save_activity(store, group, paused, link.slug, base_url=public_url(), now=now)
+        if result.problems:
+            problem = f"It could not be marked as stopped: {result.problems[0].message}"
+            return render_template("admin/confirm_link.html", state="bad", message=problem), 422
+        return render_template("admin/confirm_link.html", state="stopped", activity=result.activity)
+    confirmed = editing.confirm_still_running(store, group, link.slug, now)
     return render_template("admin/confirm_link.html", state="done", activity=confirmed.data)
 
 
@@ -436,6 +461,7 @@ def import_activities() -> Any:
         base_url=public_url(),
         now=clock(current_app)(),
         budget=importer.ImportBudget.from_config(current_app.config),
+        placer=_placer(),
     )
     csv_text = ""
     if report.dry_run and report.good_rows and not report.file_problems:  # the confirm form sends it back

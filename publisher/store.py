@@ -136,7 +136,7 @@ feed_counter = counter_table(metadata, "feed_counter")
 
 def _every_table() -> MetaData:
     """``metadata`` with the tables the publisher's other modules and its WebSub hub add to it."""
-    from publisher import mail, reminders  # noqa: F401  (they define their tables on import)
+    from publisher import impact, mail, reminders  # noqa: F401  (they define their tables on import)
 
     define_tables(metadata)
     return metadata
@@ -374,6 +374,11 @@ class Store:
     def get_user(self, user_id: int) -> User | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(users).where(users.c.id == user_id)).first()
+        return _user(row) if row else None
+
+    def get_user_by_email(self, email: str) -> User | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(users).where(users.c.email == email.strip().lower())).first()
         return _user(row) if row else None
 
     def list_users(self, group_id: int | None = None) -> list[User]:

@@ -110,7 +110,7 @@ def test_approving_a_join_request_answers_at_once_then_the_page_shows_the_feed(
     assert "Finding the feed…" in page and "Harvesting starts once it is found." in page
     assert "Approved Slow Walkers" in page  # the approval is recorded and said at once
     assert source_row(site.app, 1).state == "discovering"
-    assert "finding the feed…" in site.operator.get("/operator/sources").text
+    assert "Finding the feed…" in site.operator.get("/operator/sources").text
 
     row = search_ended(site.app, 1)
     assert (row.state, row.feed_url, row.kind, row.name, row.discovery, row.last_error) == (
@@ -143,7 +143,7 @@ def test_a_slow_home_page_without_a_feed_is_reported_with_the_fix_and_nothing_is
     assert "is neither a feed we can read nor a page that links to one" in page
     assert "What to do: Give the feed&#39;s own address instead." in page
     assert "Find the feed again" in page  # the operator's way to retry, on the page
-    assert "no feed found" in site.operator.get("/operator/sources").text
+    assert "No feed found" in site.operator.get("/operator/sources").text
     assert site.public.get("/sources.json").json()["sources"] == []
     # A source without a feed cannot be harvested or approved into harvesting by mistake.
     refused, _ = site.post("/operator/sources/1/harvest")
@@ -174,7 +174,7 @@ def test_adding_a_home_page_answers_at_once_and_the_source_waits_for_approval(ma
     added, took = site.post("/operator/sources", url=home_url, trust="70")  # "approve now" unticked
     assert added.status_code == 302 and added.headers["Location"] == "/sources/1"
     assert took < ANSWERED_WITHIN
-    assert "finding the feed at" in site.operator.get("/sources/1").text
+    assert f"Added {home_url}: finding its feed" in site.operator.get("/sources/1").text
     # Not approved: nobody but the operator sees it, while its feed is found and after.
     assert site.public.get("/sources/1").status_code == 404
     row = search_ended(site.app, 1)

@@ -108,5 +108,5 @@ def test_approving_join_requests_for_slow_home_pages(page, aggregator, serve):
 
     page.goto(f"{base}/operator/sources")
     sources_table = page.locator("table").inner_text()
-    assert "no feed found" in sources_table and "approved" in sources_table
+    assert "No feed found" in sources_table and "Harvesting" in sources_table
     assert_accessible(page)

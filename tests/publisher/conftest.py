@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -13,6 +13,7 @@ from publisher import create_app
 from publisher.extensions import get_store
 from publisher.hub import stop_worker
 from publisher.store import Store
+from tests.conftest import assert_accessible
 
 
 @pytest.fixture
@@ -71,3 +72,28 @@ def client(live_publisher):
 
 # For tests whose SQL is already covered on PostgreSQL elsewhere: run them on SQLite only.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def phone(chromium) -> Iterator:
+    """A phone-sized page with JavaScript switched off: the editors' UI must not need it."""
+    context = chromium.new_context(viewport=PHONE, java_script_enabled=False, locale="en-GB")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def assert_accessible_without_script(chromium, page) -> None:
+    """axe-core on what ``page`` shows, checked in a scripted copy (axe needs JavaScript to run)."""
+    context = chromium.new_context(viewport=PHONE, locale="en-GB")
+    checked = context.new_page()
+    checked.goto(page.url)  # the same address, so the page's stylesheet loads as it did
+    checked.set_content(page.content())
+    try:
+        assert_accessible(checked)
+    finally:
+        context.close()

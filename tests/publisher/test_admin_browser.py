@@ -7,41 +7,14 @@ public RPDE feed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from tests.conftest import assert_accessible
+from schema.openactive import from_openactive
 from tests.factories import weekly_activity
-from tests.publisher.conftest import store_of
+from tests.publisher.conftest import assert_accessible_without_script, store_of
 
 pytestmark = pytest.mark.browser
-
-PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def phone(chromium) -> Iterator:
-    """A phone-sized page with JavaScript switched off: the editors' UI must not need it."""
-    context = chromium.new_context(viewport=PHONE, java_script_enabled=False, locale="en-GB")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
-
-
-def assert_accessible_without_script(chromium, page) -> None:
-    """axe-core on what ``page`` shows, checked in a scripted copy (axe needs JavaScript to run)."""
-    context = chromium.new_context(viewport=PHONE, locale="en-GB")
-    checked = context.new_page()
-    checked.goto(page.url)  # the same address, so the page's stylesheet loads as it did
-    checked.set_content(page.content())
-    try:
-        assert_accessible(checked)
-    finally:
-        context.close()
-
 
 def test_volunteer_adds_a_weekly_walk_and_fixes_the_postcode(
     make_publisher, tmp_path, serve, chromium, phone
@@ -93,7 +66,7 @@ def test_volunteer_adds_a_weekly_walk_and_fixes_the_postcode(
 
     feed = httpx.get(f"{server.url}/feeds/activities", timeout=10).json()
     [item] = [item for item in feed["items"] if item["state"] == "updated"]
-    walk = item["data"]
+    walk = from_openactive(item["data"])  # the feed speaks OpenActive; read back as the contract's activity
     assert walk["name"] == "Mitcham Health Walk"
     assert walk["location"]["address"]["postalCode"] == "CR4 1HT"
     assert walk["schedule"] == weekly_activity()["schedule"]  # typed as the canonical weekly walk

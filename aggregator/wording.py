@@ -1,0 +1,44 @@
+"""Plain words for what the operator's pages show: times as people write them, outcomes as sentences.
+
+Stored values stay machine-shaped (ISO times in UTC, short status codes) because the JSON
+views and tests read them; the pages turn them into "7 Dec 2026, 13:38" (UK time) and
+"Nothing new since the last harvest" at the last moment.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+UK = ZoneInfo("Europe/London")
+
+# What each harvest status (aggregator.harvest.HarvestResult.status) means to an operator.
+HARVEST_OUTCOMES = {
+    "ok": "Harvested: changes taken in",
+    "more": "Harvested part of the feed; the rest follows at once",
+    "not-modified": "Nothing new since the last harvest",
+    "limited": "Stopped at this aggregator's limits; the next harvest carries on",
+    "error": "The harvest failed",
+    "busy": "The source asked us to wait; we will try again later",
+    "gone": "The feed has gone, so harvesting stopped",
+    "locked": "Another harvest of this source was running",
+    "skipped": "Not harvested: the source is not approved",
+}
+
+
+def harvest_outcome(status: str | None) -> str:
+    """``status`` as a sentence; "Never harvested" when there has been no harvest."""
+    if not status:
+        return "Never harvested"
+    return HARVEST_OUTCOMES.get(status, status.replace("-", " ").capitalize())
+
+
+def plain_time(value: datetime | str | None) -> str:
+    """A stored UTC time (or its ISO text) as UK time, "7 Dec 2026, 13:38"; "never" for none."""
+    if value is None or value == "":
+        return "never"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:  # stored times are UTC (federation.db.UTCDateTime)
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(UK)
+    return f"{local.day} {local:%b %Y, %H:%M}"
