@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from flask import Blueprint, Flask, Response, abort, current_app, request, url_for
-from sqlalchemy import Connection, Engine, and_, delete, insert, select
+from sqlalchemy import Connection, Engine, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from werkzeug.exceptions import HTTPException
 
@@ -562,20 +562,7 @@ def refresh_relayed(config: Mapping[str, Any], engine: Engine, origin: str, own:
         for given in impact.latest(fetched, leave_out=own):
             if given["countedBy"] in held and held[given["countedBy"]]["generated"] >= given["generated"]:
                 continue
-            conn.execute(
-                delete(impact_relayed).where(
-                    impact_relayed.c.counted_by == given["countedBy"], impact_relayed.c.origin == origin
-                )
-            )
-            conn.execute(
-                insert(impact_relayed).values(
-                    counted_by=given["countedBy"],
-                    origin=origin,
-                    generated=given["generated"],
-                    fetched_at=now,
-                    days=given["days"],
-                )
-            )
+            impact.keep_section(conn, impact_relayed, origin, given, now)
     for problem in problems:
         log.warning("Relayed impact counts: %s", problem)
     return problems

@@ -24,6 +24,8 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from sqlalchemy import Connection, Table, delete, insert
+
 from federation.fetch import FetchError, GuardedClient
 
 FORMAT = "localfeed-impact/1"
@@ -192,6 +194,25 @@ def _checked_cell(cell: Any, origin: str) -> dict[str, Any] | None:
     if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
         return None
     return day_cell(str(activity), day, site, cell["kind"], count or 0)
+
+
+def keep_section(
+    conn: Connection, table: Table, origin: str, section: Mapping[str, Any], now: datetime, **more: Any
+) -> None:
+    """Hold ``section`` (one counting aggregator's published cells for ``origin``) in ``table``,
+    in place of the one held before: a table keyed by (counted_by, origin), as both apps keep them."""
+    counted_by = section["countedBy"]
+    conn.execute(delete(table).where(table.c.counted_by == counted_by, table.c.origin == origin))
+    conn.execute(
+        insert(table).values(
+            counted_by=counted_by,
+            origin=origin,
+            generated=section["generated"],
+            fetched_at=now,
+            days=section["days"],
+            **more,
+        )
+    )
 
 
 def latest(sections: Iterable[Mapping[str, Any]], *, leave_out: str | None = None) -> list[Mapping[str, Any]]:

@@ -9,8 +9,9 @@ report for its own origin, through the guarded client, from:
   aggregators that poll instead of subscribing.
 
 It does so every IMPACT_REFRESH_SECONDS in a thread of ``localfeed-publisher serve``, and
-whenever someone presses "Fetch the latest counts". A report carries, besides the aggregator's own counts, those of the
-aggregators that follow it; the same aggregator's counts reached two ways are kept once.
+whenever someone presses "Fetch the latest counts". A report carries, besides the
+aggregator's own counts, those of the aggregators that follow it; the same aggregator's
+counts reached two ways are kept once.
 Editors see their own group's activities only (``/admin/impact``, a printable page and a
 CSV for funders); an administrator, acting for the umbrella body, sees every group.
 """
@@ -28,7 +29,7 @@ from datetime import date, datetime
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, flash, redirect, render_template, request, url_for
-from sqlalchemy import JSON, Column, Table, Text, and_, delete, false, insert, select
+from sqlalchemy import JSON, Column, Table, Text, and_, false, select
 
 from federation import impact
 from federation.clock import clock, utcnow
@@ -128,21 +129,7 @@ def refresh(app: Flask) -> list[str]:
                 if given["generated"] < newest.get(given["countedBy"], ""):
                     continue
                 newest[given["countedBy"]] = given["generated"]
-                conn.execute(
-                    delete(impact_sections).where(
-                        impact_sections.c.counted_by == given["countedBy"], impact_sections.c.origin == origin
-                    )
-                )
-                conn.execute(
-                    insert(impact_sections).values(
-                        counted_by=given["countedBy"],
-                        origin=origin,
-                        asked=asked,
-                        generated=given["generated"],
-                        fetched_at=now,
-                        days=given["days"],
-                    )
-                )
+                impact.keep_section(conn, impact_sections, origin, given, now, asked=asked)
     app.extensions[_problems_key] = problems
     for problem in problems:
         log.warning("Impact counts: %s", problem)

@@ -205,3 +205,21 @@ def test_every_feed_passes_the_rpde_validator(network):
     print(f"\n{len(feeds)} feeds; the walk's own warning on a last page: {walk_quirks}")
     assert walk_quirks <= len(feeds)
     assert problems == [], "\n".join(problems[:40])
+
+
+def test_the_openactive_client_and_feedparser_read_every_feed_to_the_end(network):
+    """OpenActive's own Python client walks each RPDE feed to its last page and holds what we list;
+    feedparser reads each Atom feed cleanly, one entry a listed activity."""
+    import feedparser
+    import openactive
+
+    bases = [p["url"] for p in network["publishers"]] + [network["aggregator"]["url"]]
+    for base in bases:
+        listed = {item["id"] for item in walk(base + "/feeds/activities") if item["state"] == "updated"}
+        feed = base + "/feeds/activities"
+        read = openactive.get_opportunities(feed, seconds_wait_next=0, seconds_timeout=60)
+        assert read["status"] == "COMPLETE", f"the openactive client did not finish {base}: {read['status']}"
+        assert set(read["items"]) == listed
+        atom = feedparser.parse(httpx.get(base + "/feeds/activities.atom", timeout=10).content)
+        assert not atom.bozo, atom.get("bozo_exception")
+        assert {entry.id for entry in atom.entries} == listed
