@@ -38,6 +38,7 @@ from rq.job import Job
 from sqlalchemy import create_engine, select, text
 
 from aggregator.adapters import PROVENANCE_KEY  # what the aggregator adds to the items it republishes
+from aggregator.freshness import Thresholds, is_expired
 from aggregator.harvest import engine_for
 from aggregator.store import sources
 from demo.network import (
@@ -60,6 +61,7 @@ from demo.network import (
 from demo.sample_data import sample_activity, sample_network
 from federation.clock import utcnow
 from publisher.extensions import STORE_KEY
+from schema.openactive import from_openactive
 
 VICTIMS = ("aggregator", "rq-worker", "publisher")  # the processes a crash may take
 CONVERGENCE_BUDGET = 10.0  # seconds from the last restart to exact convergence (DESIGN.md, Budgets)
@@ -372,6 +374,14 @@ class Difference:
 
     @classmethod
     def of(cls, published: Mapping[str, Any], aggregated: Mapping[str, Any]) -> Difference:
+        """``published`` (the publishers' live items) against ``aggregated``; a listing the
+        aggregator's freshness rule has expired is one it rightly publishes as gone."""
+        thresholds, now = Thresholds(), utcnow()  # the networks here run with the default thresholds
+        published = {
+            item_id: data
+            for item_id, data in published.items()
+            if not is_expired(from_openactive(data), now, thresholds)
+        }
         differing = {}
         for item_id in sorted(published.keys() & aggregated.keys()):
             mine, theirs = published[item_id], aggregated[item_id]
