@@ -25,51 +25,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+from federation.origins import Origin, origin_of
 
 # How far ahead of our clock a publisher's date may be (time zones, a slow clock) and still be believed.
 FUTURE_SLACK = timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where an id was minted: a host and port, with the scheme it was reached by.
-
-    ``http://h`` and ``https://h`` are one site for authority: a publisher moving to
-    HTTPS (or a feed redirecting there) stays the authority for the ids it minted.
-    """
-
-    scheme: str
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        default = _DEFAULT_PORTS.get(self.scheme)
-        return self.host if self.port == default else f"{self.host}:{self.port}"
-
-    def same_site(self, other: Origin) -> bool:
-        if self.host != other.host:
-            return False
-        if self.port == other.port:
-            return True
-        return self.port == _DEFAULT_PORTS.get(self.scheme) and other.port == _DEFAULT_PORTS.get(other.scheme)
-
-
-def origin_of(url: Any) -> Origin | None:
-    """The origin of an http(s) URL, or None for anything else (a urn, a bad value)."""
-    if not isinstance(url, str):
-        return None
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        return None
-    return Origin(scheme, parts.hostname.lower().rstrip("."), port or _DEFAULT_PORTS[scheme])
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from werkzeug.security import safe_join
 
 from aggregator import api, geocode, query
 from federation.clock import clock
-from federation.feeds.common import page_text, render_each, renderable, vocab_label
+from federation.feeds.common import page_text, render_each, vocab_label
+from federation.feeds.schemaorg import schema_org_session
 from schema import schedule, vocab
 from schema.price import describe_price
 from schema.text import http_url
@@ -198,32 +199,13 @@ def present(item: Mapping[str, Any], aff: str | None = None) -> Entry:
         first_visit=activity.get("firstVisit", ""),
         sources=sources,
         vouched_by=[str(name) for name in item.get("vouchedBy") or []],
-        json_ld=[event_json_ld(activity, start, end, place) for start, end in occurrences],
+        json_ld=[schema_org_session(activity, start, end) for start, end in occurrences],
     )
 
 
 def present_each(items: Iterable[Mapping[str, Any]], aff: str | None, *, where: str) -> list[Entry]:
     """Each result in words (:func:`present`); one that cannot be put in words is left out and logged."""
     return list(render_each(items, lambda item: present(item, aff), where=where))
-
-
-def event_json_ld(activity: Mapping[str, Any], start: datetime, end: datetime, place: str) -> dict[str, Any]:
-    """schema.org ``Event`` for one occurrence, so search engines can list it."""
-    event: dict[str, Any] = {
-        "@context": "https://schema.org",
-        "@type": "Event",
-        "name": activity["name"],
-        "startDate": start.isoformat(),
-        "endDate": end.isoformat(),
-        "organizer": {"@type": "Organization", "name": activity["organizer"]["name"]},
-        "url": activity["id"],
-    }
-    if activity.get("attendanceMode") == "online":
-        event["eventAttendanceMode"] = "https://schema.org/OnlineEventAttendanceMode"
-    else:
-        event["location"] = {"@type": "Place", "name": place}
-    cleaned: dict[str, Any] = renderable(event)  # a script block is printed whole, past the page's own filter
-    return cleaned
 
 
 class SearchFailed(Exception):

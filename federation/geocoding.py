@@ -38,6 +38,7 @@ from urllib.parse import quote
 
 from federation.fetch import FetchError, GuardedClient
 from schema import normalise_postcode
+from schema.postcode import DISTRICT, SECTOR, area_of, district_of, sector_of
 
 __all__ = [
     "APPROXIMATE",
@@ -69,36 +70,13 @@ LatLon = tuple[float, float]
 
 # How precisely a place is known, finest first. A sector is about 3,000 addresses, a district
 # about 8 sectors; "place" is a town's listings' middle, "point" a latitude,longitude given.
-POSTCODE, SECTOR, DISTRICT, PLACE, POINT = "postcode", "sector", "district", "place", "point"
+# (SECTOR and DISTRICT are the postcode's own parts: schema.postcode.)
+POSTCODE, PLACE, POINT = "postcode", "place", "point"
 APPROXIMATE = frozenset({SECTOR, DISTRICT, PLACE})
-
-_OUTWARD = re.compile(r"^(GIR|[A-Z]{1,2}[0-9][A-Z0-9]?)$")
-_SECTOR = re.compile(r"^(GIR|[A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9])$")
 
 
 class GeocoderUnavailable(Exception):
     """A geocoding service or file could not be used (down, slow, unreadable): not the user's mistake."""
-
-
-def district_of(postcode: str) -> str:
-    """The outward code of a normalised postcode: "CR4 2DG" → "CR4"."""
-    return postcode.split(" ")[0]
-
-
-def sector_of(postcode: str) -> str:
-    """The sector of a normalised postcode: "CR4 2DG" → "CR4 2"."""
-    return postcode[:-2]
-
-
-def area_of(text: str) -> tuple[str, str] | None:
-    """``(SECTOR, "CR4 2")`` or ``(DISTRICT, "CR4")`` when ``text`` names a postcode area, else None."""
-    compact = " ".join(text.split()).upper()
-    if _OUTWARD.match(compact):
-        return DISTRICT, compact
-    sector = _SECTOR.match(compact)
-    if sector:
-        return SECTOR, f"{sector.group(1)} {sector.group(2)}"
-    return None
 
 
 _NOT_WORDS = re.compile(r"[^\w\s]+")

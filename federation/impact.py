@@ -22,11 +22,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from sqlalchemy import Connection, Table, delete, insert
 
 from federation.fetch import FetchError, GuardedClient
+from federation.origins import origin_of
 
 FORMAT = "localfeed-impact/1"
 REPORT_PATH = "/impact/report"  # where an aggregator serves its reports
@@ -44,7 +45,6 @@ THRESHOLD = 5  # a day's count below this is published only as "fewer than 5"
 FEWER_THAN = f"fewer than {THRESHOLD}"
 NO_SITE = ""  # the browser named no website (or the aggregator's own pages, opened directly)
 MAX_CELLS = 200_000  # day cells one report may hold: a bound on what we read from others
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class ImpactError(Exception):
@@ -57,20 +57,8 @@ def web_origin(url: Any) -> str | None:
     Only the origin of an embedding page is ever kept: its path could name a person's
     search or a patient's page.
     """
-    if not isinstance(url, str):
-        return None
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
-    if scheme not in _DEFAULT_PORTS or not host:
-        return None
-    if ":" in host:  # an IPv6 literal keeps its brackets
-        host = f"[{host}]"
-    return f"{scheme}://{host}" if port in (None, _DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}"
+    found = origin_of(url)
+    return found.url if found is not None else None
 
 
 def published(count: int) -> int | None:

@@ -42,3 +42,31 @@ def normalise_activity_postcode(activity: MutableMapping[str, Any]) -> None:
     typed = address.get("postalCode") if isinstance(address, dict) else None
     if isinstance(address, dict) and isinstance(typed, str):
         address["postalCode"] = normalise_postcode(typed) or typed
+
+
+# A postcode's areas, finest first after the postcode itself: its sector ("CR4 2", about
+# 3,000 addresses) and its district, the outward code ("CR4", about 8 sectors).
+SECTOR, DISTRICT = "sector", "district"
+_OUTWARD = re.compile(r"^(GIR|[A-Z]{1,2}[0-9][A-Z0-9]?)$")
+_SECTOR = re.compile(r"^(GIR|[A-Z]{1,2}[0-9][A-Z0-9]?) ?([0-9])$")
+
+
+def district_of(postcode: str) -> str:
+    """The outward code of a normalised postcode: "CR4 2DG" → "CR4"."""
+    return postcode.split(" ")[0]
+
+
+def sector_of(postcode: str) -> str:
+    """The sector of a normalised postcode: "CR4 2DG" → "CR4 2"."""
+    return postcode[:-2]
+
+
+def area_of(text: str) -> tuple[str, str] | None:
+    """``(SECTOR, "CR4 2")`` or ``(DISTRICT, "CR4")`` when ``text`` names a postcode area, else None."""
+    compact = " ".join(text.split()).upper()
+    if _OUTWARD.match(compact):
+        return DISTRICT, compact
+    sector = _SECTOR.match(compact)
+    if sector:
+        return SECTOR, f"{sector.group(1)} {sector.group(2)}"
+    return None

@@ -57,6 +57,14 @@ def schema_org_events(activity: Mapping[str, Any], now: datetime, sessions: int 
     return shown
 
 
+def schema_org_session(activity: Mapping[str, Any], start: datetime, end: datetime) -> dict[str, Any]:
+    """One session of the activity as a schema.org ``Event`` of its own (a list of what's on shows these)."""
+    dates = {"startDate": start.isoformat(), "endDate": end.isoformat()}
+    event = {"@context": "https://schema.org", "@type": "Event", **_common(activity), **dates}
+    shown: dict[str, Any] = renderable(event)
+    return shown
+
+
 def _series(
     activity: Mapping[str, Any], common: Mapping[str, Any], now: datetime, sessions: int
 ) -> dict[str, Any]:

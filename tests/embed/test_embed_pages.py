@@ -22,6 +22,7 @@ from tests.embed.live import (
     next_walk,
     short_day,
 )
+from tests.publisher.test_activity_page_jsonld import vocabulary
 
 
 def names(html: str) -> list[str]:
@@ -65,6 +66,9 @@ def test_embed_lists_nearest_first_in_plain_english_and_frames_anywhere(live):
     events = [event for block in blocks for event in json.loads(block)]
     assert {event["name"] for event in events} >= {"Mitcham Health Walk", "Winter Warmer Lunch"}
     assert all(event["@type"] == "Event" and event["startDate"] for event in events)
+    # The same schema.org events as the publisher's pages (federation.feeds.schemaorg), typed throughout.
+    assert [problem for event in events for problem in vocabulary().problems(event)] == []
+    assert all(event["location"]["@type"] == "Place" and event["offers"] for event in events)
 
 
 def test_embed_pages_through_results_and_keeps_the_form(live):
