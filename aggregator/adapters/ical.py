@@ -113,7 +113,7 @@ def read_calendar(body: bytes, feed_url: str, now: datetime) -> Page:
 
 def candidates(body: bytes, feed_url: str, now: datetime) -> list[m.Candidate]:
     """An activity for every current or future series and event, with the problems that stop each."""
-    calendar = icalendar.Calendar.from_ical(body)
+    calendar = _read(body)
     context = _Context(calendar, feed_url, now)
     by_uid: dict[str, list[Any]] = defaultdict(list)
     found: list[m.Candidate] = []
@@ -124,7 +124,7 @@ def candidates(body: bytes, feed_url: str, now: datetime) -> list[m.Candidate]:
             found.append(_unreadable(event, context, "it has no start (DTSTART)"))
         else:
             # icalendar types to_ical() as bytes or str; a DTSTART's is bytes.
-            by_uid[str(event.get("UID") or f"{event['DTSTART'].to_ical().decode()}-{summary}")].append(event)  # type: ignore[union-attr]
+            by_uid[str(event.get("UID") or f"{event['DTSTART'].to_ical().decode()}-{summary}")].append(event)
     for uid, events in by_uid.items():
         budget.spend()  # counted above; this checks the time, as one series may take a moment
         try:
@@ -185,6 +185,56 @@ def _unreadable(event: Any, context: _Context, problem: str) -> m.Candidate:
     return m.Candidate(
         m.minted_id(context.feed_url, uid), label, {}, [problem], ref=f"event {uid}" if uid else label
     )
+
+
+# Events read at a time. icalendar reads a calendar in one call that nothing can stop (some
+# 0.7 s a thousand events here, and slower in newer releases), so a large calendar is read a
+# batch at a time, with the harvest's clock checked between batches.
+READ_BATCH = 250
+
+
+def _read(body: bytes) -> Any:
+    """The calendar in ``body``, read a batch of events at a time so that the harvest's time
+    limit can stop a huge one part way (:data:`READ_BATCH`)."""
+    shell, events = _split_events(body)
+    if not events:
+        return icalendar.Calendar.from_ical(body)
+    calendar = icalendar.Calendar.from_ical(shell)  # its time zones first, as they are read in order
+    for start in range(0, len(events), READ_BATCH):
+        budget.spend()
+        batch = b"".join([b"BEGIN:VCALENDAR\r\n", *events[start : start + READ_BATCH], b"END:VCALENDAR\r\n"])
+        for event in icalendar.Calendar.from_ical(batch).subcomponents:
+            calendar.add_component(event)
+    return calendar
+
+
+def _split_events(body: bytes) -> tuple[bytes, list[bytes]]:
+    """``body`` without its events, and each event's lines; no events unless ``body`` is one
+    calendar whose components all close (anything else is read whole, to fail as it would)."""
+    shell: list[bytes] = []
+    events: list[bytes] = []
+    event: list[bytes] = []
+    depth = calendars = 0
+    for line in body.splitlines(keepends=True):
+        marker = line.strip().upper()
+        opens, closes = marker.startswith(b"BEGIN:"), marker.startswith(b"END:")
+        if opens and depth == 0:
+            calendars += 1
+            if marker != b"BEGIN:VCALENDAR":
+                return body, []
+        if (opens and depth == 1 and marker == b"BEGIN:VEVENT") or event:
+            event.append(line)
+        else:
+            shell.append(line)
+        depth += opens - closes
+        if depth < 0:
+            return body, []
+        if event and depth == 1:
+            events.append(b"".join(event))
+            event = []
+    if depth != 0 or calendars != 1:
+        return body, []
+    return b"".join(shell), events
 
 
 class _Context:

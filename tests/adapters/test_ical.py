@@ -332,3 +332,42 @@ def test_an_event_we_cannot_read_is_listed_and_the_rest_still_maps():
     assert "event chair-yoga-2026@pollards-hill.example" in {c.ref for c in page.changes}
     odd = [c for c in page.changes if c.ref == "event odd-rule@x"]
     assert odd and odd[0].data["schedule"][0]["endDate"] == "2026-04-01"
+
+
+def _events_of(calendar) -> list[tuple[str, str, str, int]]:
+    return [
+        (str(e["UID"]), e["DTSTART"].to_ical().decode(), str(e["DTSTART"].dt.tzinfo), len(e.subcomponents))
+        for e in calendar.walk("VEVENT")
+    ]
+
+
+ALARM = ["BEGIN:VALARM", "ACTION:DISPLAY", "TRIGGER:-PT15M", "END:VALARM"]
+
+
+def test_a_large_calendar_is_read_in_batches_exactly_as_it_would_be_whole(monkeypatch):
+    """Batches (so the time limit can stop a huge calendar) lose nothing: the calendar's own
+    time zone, an event's alarm, lower-case markers, and the calendar's name all survive."""
+    zone = "\r\n".join(
+        ["BEGIN:VTIMEZONE", "TZID:Mitcham Time", "BEGIN:STANDARD", "DTSTART:19701025T030000",
+         "TZOFFSETFROM:+0100", "TZOFFSETTO:+0000", "END:STANDARD", "END:VTIMEZONE"]
+    )  # fmt: skip
+    events = [
+        "\r\n".join(
+            ["begin:vevent" if n % 2 else "BEGIN:VEVENT", f"UID:e{n}",
+             f"DTSTART;TZID={'Mitcham Time' if n % 3 else 'Europe/London'}:2027060{n % 9 + 1}T100000",
+             "SUMMARY:Chair yoga", *(ALARM if n % 5 == 0 else []),
+             "end:vevent" if n % 2 else "END:VEVENT"]
+        )
+        for n in range(23)
+    ]  # fmt: skip
+    body = "\r\n".join(
+        ["BEGIN:VCALENDAR", "VERSION:2.0", "X-WR-CALNAME:Pollards Hill", zone, *events, "END:VCALENDAR", ""]
+    ).encode()
+    monkeypatch.setattr(ical, "READ_BATCH", 4)
+    whole, batched = icalendar.Calendar.from_ical(body), ical._read(body)
+    assert len(_events_of(batched)) == 23
+    assert _events_of(batched) == _events_of(whole)
+    assert str(batched["X-WR-CALNAME"]) == "Pollards Hill"
+    # Not one calendar, or a component left open: read whole, so it fails as it always did.
+    for broken in (body.replace(b"END:VCALENDAR", b""), body + body):
+        assert ical._split_events(broken) == (broken, [])
