@@ -106,9 +106,7 @@ def test_a_date_more_than_a_day_ahead_is_refused_and_never_wins(make_feed, make_
     assert refused(app, source_id) == {}
 
 
-def test_a_signed_push_of_another_publishers_ids_changes_nothing_of_theirs(
-    make_feed, make_aggregator, serve
-):
+def test_a_signed_push_of_another_publishers_ids_changes_nothing_of_theirs(make_feed, make_aggregator, serve):
     publisher, hostile = make_feed(), make_feed()
     real = own(publisher, "real-walk", name="Real Walk")
     publisher.put(real)

@@ -768,10 +768,10 @@ def _rpde() -> Iterable[Case]:
 
 def _xml() -> Iterable[Case]:
     """Atom and RSS: DOCTYPEs and entities wherever they can hide, deep nesting, huge feeds."""
+
     def event(wire):
-        return p.json_ld_entry(
-            f"{wire.base}/e/1", orjson.dumps(p.json_ld_event(wire.base, 1)).decode()
-        )
+        return p.json_ld_entry(f"{wire.base}/e/1", orjson.dumps(p.json_ld_event(wire.base, 1)).decode())
+
     atom = "application/atom+xml"
     for name, body in {
         "billion-laughs": lambda wire: p.atom([event(wire)], prolog=p.BILLION_LAUGHS + "\n"),

@@ -88,25 +88,27 @@ def echo_accept_encoding(wire: Wire) -> None:
 @pytest.fixture(scope="module")
 def hostile() -> Iterator[HostileServer]:
     payload = b'{"items": ["a", "b"]}' * 50
-    server = HostileServer({
-        "/bomb/gzip-gzip": answer(compressed(compressed_zeros(BOMB_ZEROS, GZIP), GZIP), "gzip, gzip"),
-        "/bomb/deflate-raw": answer(compressed_zeros(BOMB_ZEROS, RAW_DEFLATE), "deflate"),
-        "/bomb/deflate-zlib": answer(compressed_zeros(20 * MAX_BYTES, ZLIB), "deflate"),
-        "/ok/gzip-deflate": answer(compressed(compressed(payload, GZIP), ZLIB), "gzip, deflate"),
-        "/ok/raw-deflate": answer(compressed(payload, RAW_DEFLATE), "deflate"),
-        "/ok/x-gzip": answer(compressed(payload, GZIP), "x-gzip, identity"),
-        "/refused/zstd": answer(payload, "zstd"),
-        "/refused/four-layers": answer(payload, "gzip, gzip, gzip, gzip"),
-        "/refused/br": answer(payload, "br"),
-        "/refused/corrupt": answer(b"\x1f\x8b\x08\x00 this is not gzip data", "gzip"),
-        "/refused/truncated": truncated_gzip,
-        "/slow/headers": dribbled_headers,
-        "/slow/body": endless_slow_body,
-        "/lying/longer-closed": longer_length_then_hang_up,
-        "/lying/longer-open": longer_length_then_silence,
-        "/lying/shorter": shorter_length,
-        "/echo/accept-encoding": echo_accept_encoding,
-    })
+    server = HostileServer(
+        {
+            "/bomb/gzip-gzip": answer(compressed(compressed_zeros(BOMB_ZEROS, GZIP), GZIP), "gzip, gzip"),
+            "/bomb/deflate-raw": answer(compressed_zeros(BOMB_ZEROS, RAW_DEFLATE), "deflate"),
+            "/bomb/deflate-zlib": answer(compressed_zeros(20 * MAX_BYTES, ZLIB), "deflate"),
+            "/ok/gzip-deflate": answer(compressed(compressed(payload, GZIP), ZLIB), "gzip, deflate"),
+            "/ok/raw-deflate": answer(compressed(payload, RAW_DEFLATE), "deflate"),
+            "/ok/x-gzip": answer(compressed(payload, GZIP), "x-gzip, identity"),
+            "/refused/zstd": answer(payload, "zstd"),
+            "/refused/four-layers": answer(payload, "gzip, gzip, gzip, gzip"),
+            "/refused/br": answer(payload, "br"),
+            "/refused/corrupt": answer(b"\x1f\x8b\x08\x00 this is not gzip data", "gzip"),
+            "/refused/truncated": truncated_gzip,
+            "/slow/headers": dribbled_headers,
+            "/slow/body": endless_slow_body,
+            "/lying/longer-closed": longer_length_then_hang_up,
+            "/lying/longer-open": longer_length_then_silence,
+            "/lying/shorter": shorter_length,
+            "/echo/accept-encoding": echo_accept_encoding,
+        }
+    )
     yield server
     server.stop()
 
@@ -137,7 +139,10 @@ def test_a_compression_bomb_is_stopped_without_unfolding_it(hostile, path, layer
 
     run = subprocess.run(
         [sys.executable, "-c", CHILD, f"{hostile.url}{path}", str(MAX_BYTES)],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     result = json.loads(run.stdout)
     assert result["outcome"] == (
