@@ -49,6 +49,7 @@ def main(ctx: click.Context) -> None:
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the web app; without REDIS_URL, also run the harvest scheduler in this process."""
     housekeeping.bound_malloc_arenas()  # before the server's threads: see its docstring
+    housekeeping.keep_releasing_freed_memory()
     app = _app(ctx)
     if not app.config["PUBLIC_URL"]:
         click.echo(

@@ -19,7 +19,8 @@ What grows with every change, and when it goes:
   hour), failed ones after a week (:class:`federation.websub.hub.Retention`).
 - **SQLite's write-ahead log and free pages** (:func:`federation.db.compact`).
 
-The long-running processes' memory is kept level too (:func:`bound_malloc_arenas`).
+The long-running processes' memory is kept level too (:func:`bound_malloc_arenas`,
+:func:`keep_releasing_freed_memory`).
 
 It runs every ``HOUSEKEEPING_SECONDS``: in the rq worker's maintenance (``aggregator.worker``)
 with Redis, in the scheduler's thread without, and on demand as ``localfeed-aggregator
@@ -120,8 +121,45 @@ def bound_malloc_arenas(arenas: int = 2) -> bool:
     """
     if os.environ.get("MALLOC_ARENA_MAX"):
         return False
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(M_ARENA_MAX, arenas))
+
+
+# Seconds between passes of :func:`release_freed_memory` in the web process: a pass takes a
+# few milliseconds (3 ms for a 100 MB heap with 50 MB free in pieces), and a minute keeps what
+# a burst of requests freed from lingering.
+RELEASE_SECONDS = 60.0
+
+
+def release_freed_memory() -> bool:
+    """Hand the memory freed inside glibc's malloc heaps back to the system; True if any was.
+
+    glibc gives memory back by itself only from the top of a heap; what requests free in the
+    middle of one stays resident, reused only by allocations that fit it, so the web
+    process's resident size creeps up with the fragments of past requests while the
+    memory in use stays level (issue 24; docs/performance.md has the figures). ``malloc_trim``
+    returns every whole free page of every heap. False where the C library is not glibc.
+    """
+    libc = _glibc()
+    return libc is not None and bool(libc.malloc_trim(0))
+
+
+def keep_releasing_freed_memory(interval: float = RELEASE_SECONDS) -> threading.Thread:
+    """Run :func:`release_freed_memory` every ``interval`` seconds, in a daemon thread, for ever."""
+
+    def loop() -> None:
+        while True:
+            time.sleep(interval)
+            release_freed_memory()
+
+    thread = threading.Thread(target=loop, name="localfeed-release-memory", daemon=True)
+    thread.start()
+    return thread
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The C library if it is glibc (whose mallopt and malloc_trim these call), else None."""
     try:
-        libc = ctypes.CDLL("libc.so.6")
+        return ctypes.CDLL("libc.so.6")
     except OSError:
-        return False
-    return bool(libc.mallopt(M_ARENA_MAX, arenas))
+        return None

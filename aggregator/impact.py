@@ -521,6 +521,9 @@ def report() -> Response:
 
 _refreshing: dict[tuple[str, str], float] = {}  # (database, origin) -> when last started, per process
 _refreshing_lock = threading.Lock()
+# Origins remembered at once. Anyone may ask for a report on any origin, so without a bound
+# the memory of when each was last refreshed would grow with the origins asked about.
+REFRESHING_KEPT = 1024
 
 
 def followers(conn: Connection, now: datetime) -> list[str]:
@@ -571,11 +574,17 @@ def refresh_relayed(config: Mapping[str, Any], engine: Engine, origin: str, own:
 def refresh_soon(app: Flask, origin: str, own: str) -> None:
     """Run :func:`refresh_relayed` in a thread, unless it ran for ``origin`` within IMPACT_REFRESH_SECONDS."""
     key = (str(app.config["DATABASE_URL"]), origin)
+    interval = float(app.config["IMPACT_REFRESH_SECONDS"])
     with _refreshing_lock:
+        now = time.monotonic()
         started = _refreshing.get(key)
-        if started is not None and time.monotonic() - started < float(app.config["IMPACT_REFRESH_SECONDS"]):
+        if started is not None and now - started < interval:
             return
-        _refreshing[key] = time.monotonic()
+        for done in [k for k, at in _refreshing.items() if now - at >= interval]:
+            del _refreshing[done]  # due again anyway: forgetting it changes nothing
+        if len(_refreshing) >= REFRESHING_KEPT:  # a flood of origins: the oldest may refresh early
+            del _refreshing[next(iter(_refreshing))]
+        _refreshing[key] = now
     config, engine = dict(app.config), app.extensions["engine"]
 
     def run() -> None:

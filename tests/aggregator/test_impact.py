@@ -272,3 +272,26 @@ def test_counts_add_up_on_both_databases(database_url, serve, tmp_path):
     assert tally(app).flush() == 2
     assert counts(app) == {(walk, SURGERY, "shown"): 5, (walk, SURGERY, "opened"): 1}
     engine.dispose()
+
+
+def test_reports_asked_for_any_number_of_origins_remember_at_most_a_bounded_number(serve, tmp_path):
+    """Anyone may ask for a report on any origin; the memory of when each was refreshed stays bounded."""
+    from aggregator import impact
+
+    app = aggregator_app(tmp_path)
+    key_of = str(app.config["DATABASE_URL"])
+    server = serve(app)
+    with httpx.Client(base_url=server.url) as client:
+        first = client.get("/impact/report", params={"origin": "https://first.example"})
+        assert first.status_code == 200
+        for n in range(impact.REFRESHING_KEPT + 50):
+            answer = client.get("/impact/report", params={"origin": f"https://site{n}.example"})
+            assert answer.status_code == 200
+    assert len(impact._refreshing) <= impact.REFRESHING_KEPT
+    assert (key_of, f"https://site{impact.REFRESHING_KEPT + 49}.example") in impact._refreshing
+    assert (key_of, "https://first.example") not in impact._refreshing  # the oldest made way
+    # Within IMPACT_REFRESH_SECONDS an origin is refreshed once: asking again keeps its time.
+    last = (key_of, "https://site1000.example")
+    when = impact._refreshing[last]
+    httpx.get(f"{server.url}/impact/report", params={"origin": "https://site1000.example"})
+    assert impact._refreshing[last] == when
