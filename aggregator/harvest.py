@@ -559,9 +559,9 @@ def _passes_through(upstream: list[dict[str, Any]], own_url: str) -> bool:
 
 
 class _Copy(NamedTuple):
-    """The columns of a copy the merge needs, read from the store or just written."""
+    """A copy as the merge takes it: as it now stands, ``id`` None until a new one is written."""
 
-    id: int
+    id: int | None
     source_id: int
     item_id: str
     data: dict[str, Any]
@@ -570,7 +570,12 @@ class _Copy(NamedTuple):
     modified: str | None
 
 
-_COPY = [copies.c[name] for name in _Copy._fields]
+class _Stored(NamedTuple):
+    """What a page's first read learns of each stored copy: enough to tell whether a change is newer."""
+
+    id: int
+    merged_id: int | None
+    modified: str | None
 
 
 def apply_page(
@@ -594,35 +599,41 @@ def apply_page(
     skipped; an item of another origin, or with a date in the future, is refused.
 
     Statements are per page, not per item (bar refused items, which are rare), so a
-    page of 500 costs about as much as a page of 5.
+    page of 500 costs about as much as a page of 5. The work follows the change: a change
+    no newer than the stored copy costs a comparison of markers, and only the copies a newer
+    change may replace are read whole, to see whether their content really changed.
     """
     authority = authority or authority_of(source)
     # Queue behind any other writer first (the counter row), so merges never interleave.
     next_change_numbers(conn, counter)
     latest = _newest(page.changes)
-    existing = _copies_of(conn, source.id, latest)
+    stored = _stored_of(conn, source.id, latest)
     buried = _tombstones_of(conn, source.id, latest)
+    newer = []
+    for change in latest.values():
+        held = stored.get(change.id)
+        if _newer(change.modified, held.modified if held is not None else buried.get(change.id)):
+            newer.append(change)
+        else:
+            result.stale += 1  # a late, older change (a retried push), or one already applied
+    contents = _contents_of(conn, [stored[c.id].id for c in newer if c.data is not None and c.id in stored])
     now = utcnow()
     resolved: set[str] = set()  # refs whose earlier problems are gone
     refused: list[tuple[str, list[dict[str, str]], dict[str, Any] | None]] = []
-    dropped: list[_Copy] = []
-    new_rows: list[dict[str, Any]] = []
-    changed_rows: list[dict[str, Any]] = []
+    dropped: list[_Stored] = []
     marked: list[dict[str, Any]] = []  # unchanged copies whose change marker moved on
     buried_now: dict[str, str] = {}  # deletions, by their change marker
-    attached: list[_Copy] = []  # copy rows as they now stand, for the merge
-    for change in latest.values():
+    attached: list[_Copy] = []  # new and changed copies as they now stand, for the merge
+    for change in newer:
         ref = change.ref or change.id
-        old = existing.get(change.id)
-        if not _newer(change.modified, old.modified if old is not None else buried.get(change.id)):
-            result.stale += 1  # a late, older change (a retried push): what is held is newer
-            continue
+        old = stored.get(change.id)
+        before = contents.get(old.id) if old is not None else None
         marker = None if change.modified is None else str(change.modified)
         data = dict(change.data) if change.data is not None else None
         upstream = (data.pop(PROVENANCE_KEY, None) or []) if data is not None else []
         if data is not None:
             normalise_activity_postcode(data)  # however the source spelt it, as every door does
-            keep_verification(data, old.data if old is not None else None)  # undated: first seen
+            keep_verification(data, before[0] if before is not None else None)  # undated: first seen
         if data is None or _passes_through(upstream, own_url):
             # Deleted at the source, or our own item coming back round: drop this source's copy.
             resolved |= {ref, change.id}
@@ -632,7 +643,7 @@ def apply_page(
             if marker is not None:
                 buried_now[change.id] = marker
             continue
-        if old is not None and old.data == data and old.upstream == upstream:
+        if old is not None and before == (data, upstream):
             # Unchanged: it passed validation when stored, so a re-harvest costs no checks or merge work.
             resolved |= {ref, change.id}
             if marker is not None and marker != old.modified:
@@ -650,18 +661,17 @@ def apply_page(
             continue
         resolved |= {ref, change.id}
         modified = marker if marker is not None else data.get("dateModified")
-        values = {
-            "data": data,
-            "upstream": upstream,
-            "last_verified": data.get("lastVerified"),
-            "modified": modified,
-            "harvested_at": now,
-        }
-        if old is None:
-            new_rows.append({"source_id": source.id, "item_id": change.id, **values})
-        else:
-            changed_rows.append({"b_copy": old.id, **{f"b_{name}": value for name, value in values.items()}})
-            attached.append(old._replace(data=data, upstream=upstream, modified=modified))
+        attached.append(
+            _Copy(
+                old.id if old is not None else None,
+                source.id,
+                change.id,
+                data,
+                upstream,
+                old.merged_id if old is not None else None,
+                modified,
+            )
+        )
         result.updated += 1
     refused += [
         (u.ref, [{"path": "$", "code": "unmapped", "message": u.reason}], None) for u in page.unmapped
@@ -674,43 +684,22 @@ def apply_page(
         )
     for ref, problems, data in refused:
         _quarantine(conn, source.id, ref, problems, data, now)
-    revived = [row["item_id"] for row in new_rows if row["item_id"] in buried]
+    revived = [copy.item_id for copy in attached if copy.id is None and copy.item_id in buried]
     _bury(conn, source.id, buried_now, revived)
     for chunk in chunks(row.id for row in dropped):
         conn.execute(delete(copies).where(copies.c.id.in_(chunk)))
+    detached_from = [row.merged_id for row in dropped]
+    if page.snapshot:
+        detached_from += _drop_missing(conn, source.id, page, result)
     if marked:
         conn.execute(
             update(copies).where(copies.c.id == bindparam("b_copy")).values(modified=bindparam("b_modified")),
             marked,
         )
-    if changed_rows:
-        columns = ("data", "upstream", "last_verified", "modified", "harvested_at")
-        conn.execute(
-            update(copies)
-            .where(copies.c.id == bindparam("b_copy"))
-            .values({name: bindparam(f"b_{name}") for name in columns}),
-            changed_rows,
-        )
-    if new_rows:
-        # A plain many-row INSERT, then the ids: an ordered INSERT ... RETURNING runs row by row on SQLite.
-        conn.execute(insert(copies), new_rows)
-        new_ids = _copy_ids(conn, source.id, [row["item_id"] for row in new_rows])
-        attached += [
-            _Copy(
-                new_ids[row["item_id"]],
-                source.id,
-                row["item_id"],
-                row["data"],
-                row["upstream"],
-                None,
-                row["modified"],
-            )
-            for row in new_rows
-        ]
-    detached_from = [row.merged_id for row in dropped]
-    if page.snapshot:
-        detached_from += _drop_missing(conn, source.id, page, result)
-    merge.attach(conn, attached, detached_from)
+    # Each copy is written once, already in its merged item: placed first, then stored.
+    placement = merge.place(conn, attached)
+    _write_copies(conn, attached, placement, now)
+    merge.settle(conn, placement, detached_from)
 
     etag, last_modified = validators
     conn.execute(
@@ -718,6 +707,41 @@ def apply_page(
         .where(sources.c.id == source.id)
         .values(cursor=page.cursor, etag=etag, last_modified=last_modified)
     )
+
+
+def _write_copies(conn: Connection, attached: list[_Copy], placement: merge.Placement, now: datetime) -> None:
+    """Store the new and changed copies, each with its merged item: one statement for each kind."""
+
+    def values(copy: _Copy) -> dict[str, Any]:
+        return {
+            "data": copy.data,
+            "upstream": copy.upstream,
+            "last_verified": copy.data.get("lastVerified"),
+            "modified": copy.modified,
+            "harvested_at": now,
+            "merged_id": placement.target_of(copy),
+        }
+
+    changed = [
+        {"b_copy": copy.id, **{f"b_{name}": value for name, value in values(copy).items()}}
+        for copy in attached
+        if copy.id is not None
+    ]
+    if changed:
+        columns = ("data", "upstream", "last_verified", "modified", "harvested_at", "merged_id")
+        conn.execute(
+            update(copies)
+            .where(copies.c.id == bindparam("b_copy"))
+            .values({name: bindparam(f"b_{name}") for name in columns}),
+            changed,
+        )
+    new = [
+        {"source_id": copy.source_id, "item_id": copy.item_id, **values(copy)}
+        for copy in attached
+        if copy.id is None
+    ]
+    if new:
+        conn.execute(insert(copies), new)
 
 
 def _marker(value: int | str) -> int | str:
@@ -757,11 +781,16 @@ def _refusals(
     now: datetime,
 ) -> list[dict[str, str]]:
     """Why an item cannot be taken from this source: the contract, its origin, its dates; [] if it can."""
-    # The contract's limits on nesting and size, first and alone: more is an attack on the validator's time.
-    too_big = outsized(data)
-    if too_big is not None:
-        return [too_big.to_dict()]
-    problems = [] if is_valid_activity(data) and data.get("id") == item_id else _problems(item_id, data)
+    # The fast check bounds nesting and size before reading further, so it goes first; an item it
+    # refuses is measured again, and one too deep or too large is refused for that alone: more
+    # is an attack on the explainer's time.
+    if is_valid_activity(data) and data.get("id") == item_id:
+        problems = []
+    else:
+        too_big = outsized(data)
+        if too_big is not None:
+            return [too_big.to_dict()]
+        problems = _problems(item_id, data)
     foreign = authority.refusal(item_id, upstream)
     if foreign:
         problems.append({"path": "$.id", "code": "foreign-origin", "message": f"{foreign}."})
@@ -788,18 +817,31 @@ def _bury(conn: Connection, source_id: int, deleted: Mapping[str, str], revived:
         )
 
 
-def _copies_of(conn: Connection, source_id: int, item_ids: Iterable[str]) -> dict[str, _Copy]:
-    found: dict[str, _Copy] = {}
+def _stored_of(conn: Connection, source_id: int, item_ids: Iterable[str]) -> dict[str, _Stored]:
+    """The source's stored copies among ``item_ids``, by item id: their ids and markers, not their data."""
+    found: dict[str, _Stored] = {}
+    c = copies.c
     for chunk in chunks(item_ids):
         rows = conn.execute(
-            select(*_COPY).where(copies.c.source_id == source_id, copies.c.item_id.in_(chunk))
+            select(c.item_id, c.id, c.merged_id, c.modified).where(
+                c.source_id == source_id, c.item_id.in_(chunk)
+            )
         )
-        found.update((row.item_id, _Copy(*row)) for row in rows)
+        found.update((row.item_id, _Stored(row.id, row.merged_id, row.modified)) for row in rows)
     return found
 
 
-def _copy_ids(conn: Connection, source_id: int, item_ids: list[str]) -> dict[str, int]:
-    return _by_item(conn, copies.c.id, source_id, item_ids)
+def _contents_of(
+    conn: Connection, copy_ids: list[int]
+) -> dict[int, tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """``copy id -> (data, upstream)`` for the stored copies a newer change may replace."""
+    found: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    for chunk in chunks(copy_ids):
+        rows = conn.execute(
+            select(copies.c.id, copies.c.data, copies.c.upstream).where(copies.c.id.in_(chunk))
+        )
+        found.update((row.id, (row.data, row.upstream)) for row in rows)
+    return found
 
 
 def _by_item(conn: Connection, column: Any, source_id: int, item_ids: Iterable[str]) -> dict[str, Any]:

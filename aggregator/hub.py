@@ -48,6 +48,7 @@ HUB_DEFAULTS: dict[str, Any] = {
     "HUB_WORKER": True,  # run the hub thread (relay, renewals; deliveries too without Redis)
     "HUB_POLL_SECONDS": 1.0,  # how often the thread looks for new merged changes
     "HUB_RETRY_BASE_SECONDS": 30.0,  # first retry delay of a failed delivery; doubles, jittered
+    "HUB_DELIVERY_THREADS": 16,  # pushes sent at once (one subscriber's always one at a time, in order)
     "HUB_LEASE_SECONDS": 10 * 86_400,  # lease granted when a subscriber asks for none
     "HUB_LEASE_MIN_SECONDS": 3600,
     "HUB_LEASE_MAX_SECONDS": 30 * 86_400,
@@ -67,6 +68,7 @@ relay_cursor = Table(
 def _start_cursor(target: Table, connection: Connection, **_kw: Any) -> None:
     # One row, from the start; the first migration writes the same row.
     connection.execute(insert(target).values(name="changes", change_number=0))
+
 
 # The hubs rq jobs work for, one per database in a process (built from the jobs' settings).
 _hubs: dict[str, Hub] = {}

@@ -22,14 +22,30 @@ import difflib
 import hashlib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, case, literal, or_, select
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Boolean,
+    ColumnElement,
+    Date,
+    Float,
+    Integer,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.engine import Connection
 
 from aggregator import freshness, geocode, places
@@ -244,47 +260,135 @@ def like_escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _has_any(column: Any, ids: list[str]) -> ColumnElement[bool]:
-    return or_(*(column.like(f"%|{value}|%") for value in ids))
+@dataclass(frozen=True)
+class Shape:
+    """What decides the SQL of a search; every other part of it is a bound value (:func:`_values`).
+
+    So a statement is built and compiled once per shape, not per request, and both databases
+    reuse their prepared statements: a filter that is not given is switched off by its value
+    (a day mask of 0, ``free`` false, ``age`` null), not left out, and a circle's squares are
+    one bound list. What is left to vary is the number of ids a list filter is given, the
+    number of words, a circle too wide to list its squares, and failing sources.
+    """
+
+    dialect: str
+    near: bool = False
+    runs: int = 0  # a wide circle: its squares as this many ranges; 0: as one bound list
+    categories: int = 0
+    audiences: int = 0
+    accessibility: int = 0
+    words: int = 0
+    failing: bool = False
+    # Rows written after the query's moment (a test's clock) are recomputed; see next_start_split.
+    checks_next_from: bool = False
 
 
-def _filters(query: Query, now: datetime, thresholds: freshness.Thresholds) -> list[ColumnElement[bool]]:
+def _shape_and_values(
+    conn: Connection, query: Query, now: datetime, thresholds: freshness.Thresholds, failing: Collection[int]
+) -> tuple[Shape, dict[str, Any]]:
+    """The shape of ``query``'s statements and the values they are run with."""
+    values: dict[str, Any] = {
+        "now": now,
+        "expired_before": thresholds.expired_before(now),
+        "stale_before": thresholds.stale_before(now),
+        "capacity_known_since": thresholds.capacity_known_since(now),
+        "days": sum(si.DAY_BITS[day] for day in query.days),
+        "times": sum(si.TIMES_OF_DAY[t] for t in query.times),
+        "free": query.free,
+        "has_space": query.has_space,
+        "age": query.age,
+        "failing": sorted(failing),
+    }
+    for name, ids in (
+        ("categories", query.categories),
+        ("audiences", query.audiences),
+        ("accessibility", query.accessibility),
+    ):
+        values.update({f"{name}_{n}": f"%|{value}|%" for n, value in enumerate(ids)})
+    values.update({f"words_{n}": f"%{like_escaped(word)}%" for n, word in enumerate(query.words)})
+    near = query.lat is not None and query.lon is not None and query.radius_km is not None
+    runs = 0
+    if near:
+        assert query.lat is not None and query.lon is not None and query.radius_km is not None
+        values.update(zip(("x0", "y0", "z0"), si.unit_vector(query.lat, query.lon), strict=True))
+        circle = _circle(query.lat, query.lon, query.radius_km)
+        values.update(circle)
+        runs = sum(name.startswith("low_") for name in circle)
+    shape = Shape(
+        dialect=conn.dialect.name,
+        near=near,
+        runs=runs,
+        categories=len(query.categories),
+        audiences=len(query.audiences),
+        accessibility=len(query.accessibility),
+        words=len(query.words),
+        failing=bool(failing),
+        # Near a place the grid index holds next_from, so testing it costs nothing and needs no look.
+        checks_next_from=near or si.written_after(conn, now),
+    )
+    return shape, values
+
+
+def _circle(lat: float, lon: float, radius_km: float) -> dict[str, Any]:
+    """The bound values of a circle: its squares (or, when too many to list, their runs) and chord² limit."""
+    values: dict[str, Any] = {"chord_limit": si.chord_limit(radius_km)}
+    ranges = si.cell_ranges(lat, lon, radius_km)
+    if sum(high - low + 1 for low, high in ranges) > MAX_LISTED_SQUARES:
+        for n, (low, high) in enumerate(ranges):
+            values.update({f"low_{n}": low, f"high_{n}": high})
+    else:
+        values["squares"] = [square for low, high in ranges for square in range(low, high + 1)]
+    return values
+
+
+def _filters(shape: Shape) -> list[ColumnElement[bool]]:
+    """The conditions on ``search_index`` rows, all values bound.
+
+    In the order SQLite tests them: the cheap tests of the grid index's columns first, the
+    distance (a dozen sums and products a row) after them, so a search for a day, a
+    category and free activities works it out only for the few rows that meet those; and
+    the words last, since they read the table row.
+    """
     c = si.index.c
+    days, times = bindparam("days", type_=Integer), bindparam("times", type_=Integer)
+    free, has_space = bindparam("free", type_=Boolean), bindparam("has_space", type_=Boolean)
+    age = bindparam("age", type_=Integer)
     where: list[ColumnElement[bool]] = [
         c.status == "scheduled",
-        c.last_verified >= thresholds.expired_before(now),
+        c.last_verified >= bindparam("expired_before", type_=Date),
     ]
-    if query.lat is not None and query.lon is not None and query.radius_km is not None:
-        where.append(in_squares(query.lat, query.lon, query.radius_km))
-        where.append(chord2_of(query) <= si.chord_limit(query.radius_km))
-    if query.categories:
-        where.append(_has_any(c.categories, query.categories))
-    if query.audiences:
-        where.append(_has_any(c.audiences, query.audiences))
-    for feature in query.accessibility:  # access needs are all needed, not any
-        where.append(c.accessibility.like(f"%|{feature}|%"))
-    if query.days:
-        where.append(c.days.op("&")(sum(si.DAY_BITS[day] for day in query.days)) != 0)
-    if query.times:
-        where.append(c.times.op("&")(sum(si.TIMES_OF_DAY[t] for t in query.times)) != 0)
-    if query.free:
-        where.append(c.is_free.is_(True))
-    if query.age is not None:
-        where.append(or_(c.min_age.is_(None), c.min_age <= query.age))
-        where.append(or_(c.max_age.is_(None), c.max_age >= query.age))
-    if query.has_space:
+    if shape.near:
+        where.append(_in_squares(shape))
+    where += [
+        or_(days == 0, c.days.op("&")(days) != 0),
+        or_(times == 0, c.times.op("&")(times) != 0),
+        or_(~free, c.is_free.is_(True)),
+        or_(
+            age.is_(None),
+            and_(or_(c.min_age.is_(None), c.min_age <= age), or_(c.max_age.is_(None), c.max_age >= age)),
+        ),
         # Full or waiting-list on recent word is left out; an old or missing word is "unknown" and stays.
-        where.append(
-            or_(
-                c.capacity_status.is_(None),
-                c.capacity_status.not_in(("full", "waiting-list")),
-                c.capacity_at.is_(None),
-                c.capacity_at < thresholds.capacity_known_since(now),
-            )
-        )
-    for word in query.words:
-        where.append(c.text.like(f"%{like_escaped(word)}%", escape="\\"))
+        or_(
+            ~has_space,
+            c.capacity_status.is_(None),
+            c.capacity_status.not_in(("full", "waiting-list")),
+            c.capacity_at.is_(None),
+            c.capacity_at < bindparam("capacity_known_since"),
+        ),
+        *_has_any(c.categories, "categories", shape.categories),
+        *_has_any(c.audiences, "audiences", shape.audiences),
+        # Access needs are all needed, not any.
+        *(c.accessibility.like(bindparam(f"accessibility_{n}")) for n in range(shape.accessibility)),
+    ]
+    if shape.near:
+        where.append(chord2_from(_bound_point()) <= bindparam("chord_limit", type_=Float))
+    where += [c.text.like(bindparam(f"words_{n}"), escape="\\") for n in range(shape.words)]
     return where
+
+
+def _has_any(column: Any, name: str, count: int) -> list[ColumnElement[bool]]:
+    """[``column`` lists any of the ``count`` ids bound as ``<name>_0``, ...], or [] for none."""
+    return [or_(*(column.like(bindparam(f"{name}_{n}")) for n in range(count)))] if count else []
 
 
 # More squares than this (a radius beyond about 25 km) are asked for as ranges instead.
@@ -294,11 +398,11 @@ MAX_LISTED_SQUARES = 4096
 def in_squares(lat: float, lon: float, radius_km: float) -> ColumnElement[bool]:
     """Rows in the grid squares the circle touches.
 
-    Asked for as ``cell IN (the squares)``: one statement shape whatever the place and
-    radius, so SQLAlchemy compiles it once, and one index lookup per square, which both
+    Asked for as ``cell IN (the squares)``, one index lookup per square, which both
     databases answer from the covering index alone (an OR of ranges would send
     PostgreSQL to the table for every row). Wide circles, with thousands of squares,
-    are asked for as ranges.
+    are asked for as ranges. (A search binds its squares as one value instead:
+    :func:`_in_squares`.)
     """
     cell = si.index.c.cell
     runs = si.cell_ranges(lat, lon, radius_km)
@@ -307,18 +411,51 @@ def in_squares(lat: float, lon: float, radius_km: float) -> ColumnElement[bool]:
     return cell.in_([square for low, high in runs for square in range(low, high + 1)])
 
 
+def _in_squares(shape: Shape) -> ColumnElement[bool]:
+    """Rows in the bound squares: one list, so one statement whatever the place and radius.
+
+    A list of a hundred squares spelled out as ``IN (?, ?, ...)`` is a new statement for
+    every length, which SQLite prepares again and psycopg parses again; bound as one
+    value it is the same statement every time: an array on PostgreSQL (``= ANY``, still an
+    index-only scan of the squares), a JSON list on SQLite (``IN (SELECT value FROM
+    json_each(?))``, still one index lookup per square).
+    """
+    cell = si.index.c.cell
+    if shape.runs:
+        return or_(*(cell.between(bindparam(f"low_{n}"), bindparam(f"high_{n}")) for n in range(shape.runs)))
+    if shape.dialect == "postgresql":
+        return cell == any_(bindparam("squares", type_=ARRAY(Integer)))
+    listed = func.json_each(bindparam("squares", type_=JSON)).table_valued("value")
+    return cell.in_(select(listed.c.value))
+
+
+def _bound_point() -> tuple[ColumnElement[float], ...]:
+    return tuple(bindparam(name, type_=Float) for name in ("x0", "y0", "z0"))
+
+
+def chord2_from(point: Sequence[Any]) -> ColumnElement[float]:
+    """The squared chord from the unit vector ``point`` (numbers or bound values) to each row."""
+    x0, y0, z0 = point
+    c = si.index.c
+    return (c.x - x0) * (c.x - x0) + (c.y - y0) * (c.y - y0) + (c.z - z0) * (c.z - z0)
+
+
 def chord2_of(query: Query) -> ColumnElement[float]:
     """The squared chord from ``query``'s point to each row, which orders by distance without trigonometry."""
     assert query.lat is not None and query.lon is not None
-    x0, y0, z0 = si.unit_vector(query.lat, query.lon)
-    c = si.index.c
-    return (c.x - x0) * (c.x - x0) + (c.y - y0) * (c.y - y0) + (c.z - z0) * (c.z - z0)
+    return chord2_from(si.unit_vector(query.lat, query.lon))
+
+
+def _split(shape: Shape) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return si.next_start_split(shape.dialect, near=shape.near, checks_next_from=shape.checks_next_from)
 
 
 # -- ordering and pages --------------------------------------------------------------------------
 
 # A sort key is (rank, chord², next start, merged id); chord² is 0 when there is no ``near``.
 Key = tuple[int, float, datetime, str]
+# The bound names of a cursor's key, in the key's order.
+AFTER = ("after_rank", "after_chord2", "after_start", "after_id")
 
 
 def _after(columns: Sequence[Any], values: Sequence[Any]) -> ColumnElement[bool]:
@@ -353,6 +490,11 @@ def _decode_cursor(query: Query, cursor: str) -> Key:
     return key
 
 
+_FAILING_SOURCES = select(sources.c.id, sources.c.last_success_at).where(
+    sources.c.failures > 0, sources.c.last_success_at < bindparam("reachable_since")
+)
+
+
 def _failing_sources(
     conn: Connection, now: datetime, thresholds: freshness.Thresholds
 ) -> dict[int, datetime]:
@@ -361,25 +503,20 @@ def _failing_sources(
     Read once per query (there are few sources, and almost always none failing), so the
     ranking below needs no per-row subquery.
     """
-    rows = conn.execute(
-        select(sources.c.id, sources.c.last_success_at).where(
-            sources.c.failures > 0, sources.c.last_success_at < thresholds.source_reachable_since(now)
-        )
-    )
+    rows = conn.execute(_FAILING_SOURCES, {"reachable_since": thresholds.source_reachable_since(now)})
     return {row.id: row.last_success_at for row in rows}
 
 
-def _first_rank(
-    now: datetime, thresholds: freshness.Thresholds, failing: Mapping[int, datetime]
-) -> ColumnElement[bool]:
+def _first_rank(shape: Shape) -> ColumnElement[bool]:
     """Rank 0: confirmed by its organiser recently enough, listed by a source that still answers.
 
     Rank 1: the rest.
     """
     c = si.index.c
-    first = and_(c.last_verified >= thresholds.stale_before(now), c.confirmed.is_(True))
-    if failing:
+    first = and_(c.last_verified >= bindparam("stale_before", type_=Date), c.confirmed.is_(True))
+    if shape.failing:
         link = si.index_sources.c
+        failing = bindparam("failing", type_=Integer, expanding=True)
         unreachable = and_(
             c.merged_id.in_(select(link.merged_id).where(link.source_id.in_(failing))),
             c.merged_id.not_in(select(link.merged_id).where(link.source_id.not_in(failing))),
@@ -388,71 +525,229 @@ def _first_rank(
     return first
 
 
-def _candidates(
+# Rows past their stored next session sort first in a search near a place, so that all of them
+# are read with the page; a limit this much above the page leaves room for them.
+RECOMPUTE_ROOM = 16
+
+
+@lru_cache(maxsize=512)
+def _near_statement(shape: Shape, resumes: bool) -> Select[Any]:
+    """One scan of the circle for a page near a place: each row's rank and distance in SQL.
+
+    The rows it finds are sorted: those whose stored next session has passed
+    (``recompute``) first, then the current ones in the page's order (rank, chord², next
+    start, merged id), after the bound cursor when ``resumes``. Of the first ``scan`` of
+    them, the first ``limit`` are returned, each with how many there were (``matching``),
+    so a first page counts the search up to COUNT_CAP without a second scan or reading
+    the rows beyond the page.
+    """
+    c = si.index.c
+    current, passed = _split(shape)
+    chord2 = chord2_from(_bound_point()).label("chord2")
+    rank = case((_first_rank(shape), 0), else_=1).label("rank")
+    if resumes:
+        keys = [rank, chord2, c.next_start, c.merged_id]
+        current = and_(current, _after(keys, [bindparam(name) for name in AFTER]))
+    recompute = passed.label("recompute")
+    scanned = (
+        select(c.merged_id, c.next_start, chord2, rank, recompute)
+        .where(*_filters(shape), or_(passed, current))
+        .order_by(recompute.desc(), rank, chord2, c.next_start, c.merged_id)
+        .limit(bindparam("scan"))
+        .subquery()
+    )
+    s = scanned.c
+    matching = func.count().over().label("matching")
+    return (
+        select(s.merged_id, s.next_start, s.chord2, s.rank, s.recompute, matching)
+        .order_by(s.recompute.desc(), s.rank, s.chord2, s.next_start, s.merged_id)
+        .limit(bindparam("limit"))
+    )
+
+
+# A search near a place that keeps most listings (no category, day, time, audience, access
+# need or word: each of those keeps a seventh of them or fewer) first reads the circle this
+# much narrower, a quarter of its squares: in a city that already holds a page and more than
+# COUNT_CAP, and the rest of the circle cannot come before them.
+INNER_SHARE = 0.5
+
+
+def _near_page(
+    conn: Connection, query: Query, shape: Shape, values: dict[str, Any], after: Key | None, now: datetime
+) -> tuple[list[Key], int | None]:
+    """The sort keys of the first ``query.limit + 1`` rows near a place after ``after``, and the count.
+
+    The count is how many items the search finds on every page together (up to just past
+    COUNT_CAP) for a first page; None for a later page, which is counted apart.
+
+    A narrower circle answers when its page is full of first-rank rows (any row beyond it
+    is farther, so sorts after them all) and, for a first page, it counts past COUNT_CAP.
+    """
+    assert query.lat is not None and query.lon is not None and query.radius_km is not None
+    wanted = query.limit + 1
+    keeps_most = not (query.categories or query.audiences or query.accessibility or query.words)
+    if keeps_most and not (query.days or query.times) and not shape.runs:
+        inner = {**values, **_circle(query.lat, query.lon, query.radius_km * INNER_SHARE)}
+        page, counted = _scan(conn, shape, inner, after, wanted, now)
+        if len(page) == wanted and page[-1][0] == 0 and (counted is None or counted > COUNT_CAP):
+            return page, counted
+    return _scan(conn, shape, values, after, wanted, now)
+
+
+def _scan(
+    conn: Connection, shape: Shape, values: dict[str, Any], after: Key | None, wanted: int, now: datetime
+) -> tuple[list[Key], int | None]:
+    """The sort keys of the first ``wanted`` rows in the bound circle after ``after``, from one scan.
+
+    Also, for a first page, how many items the circle holds (up to just past COUNT_CAP).
+    Rows past their stored next session are recomputed from their documents; should there
+    be more of them than the limit leaves room for, or should some have no session to come
+    and so leave the count short, the scan is run again with larger limits.
+    """
+    counts = after is None
+    limit = wanted + RECOMPUTE_ROOM
+    scan = COUNT_CAP + 1 if counts else limit
+    statement = _near_statement(shape, after is not None)
+    bound = {**values, **(dict(zip(AFTER, after, strict=True)) if after is not None else {})}
+    while True:
+        rows = conn.execute(statement, {**bound, "scan": max(scan, limit), "limit": limit}).all()
+        current: list[Key] = [
+            (row.rank, row.chord2, row.next_start, row.merged_id) for row in rows if not row.recompute
+        ]
+        passed = {row.merged_id: row for row in rows if row.recompute}
+        recomputed = _recomputed(conn, passed, now, after)
+        matching = rows[0].matching - (len(passed) - len(recomputed)) if rows else 0
+        if len(rows) == limit and len(current) < wanted:
+            limit *= 4  # more rows to recompute than the limit left room for
+        elif counts and rows and rows[0].matching == max(scan, limit) and matching <= COUNT_CAP:
+            scan *= 2  # rows with no session to come took counted places
+        else:
+            break
+    page = sorted(current[:wanted] + recomputed)[:wanted]
+    return page, matching if counts else None
+
+
+_ACTIVITIES = select(si.documents.c.merged_id, si.documents.c.activity).where(
+    si.documents.c.merged_id.in_(bindparam("ids", expanding=True))
+)
+
+
+def _recomputed(conn: Connection, passed: Mapping[str, Any], now: datetime, after: Key | None) -> list[Key]:
+    """The keys of the rows ``passed`` (merged id → row) at their next session after ``now``, if any."""
+    if not passed:
+        return []
+    found = []
+    for merged_id, activity in conn.execute(_ACTIVITIES, {"ids": list(passed)}):
+        upcoming = next_occurrences(activity, now, 1)
+        if upcoming:
+            row = passed[merged_id]
+            key = (row.rank, row.chord2, upcoming[0].start.astimezone(UTC), merged_id)
+            if after is None or key > after:
+                found.append(key)
+    return found
+
+
+@lru_cache(maxsize=256)
+def _walk_statements(shape: Shape, rank: int, resumes: bool) -> tuple[Select[Any], Select[Any]]:
+    """A walk down the next_start index for one rank: (current rows in order, rows to recompute)."""
+    c = si.index.c
+    ranked = _first_rank(shape) if rank == 0 else ~_first_rank(shape)
+    where = [*_filters(shape), ranked]
+    is_current, has_passed = _split(shape)
+    current = select(c.merged_id, c.next_start).where(*where, is_current)
+    if resumes:
+        current = current.where(
+            _after([c.next_start, c.merged_id], [bindparam("after_start"), bindparam("after_id")])
+        )
+    recompute = (
+        select(c.merged_id, si.documents.c.activity)
+        .join(si.documents, si.documents.c.merged_id == c.merged_id)
+        .where(*where, has_passed)
+    )
+    return current.order_by(c.next_start, c.merged_id).limit(bindparam("limit")), recompute
+
+
+def _walk(
     conn: Connection,
-    query: Query,
-    where: list[ColumnElement[bool]],
-    rank: int | ColumnElement[int],
+    shape: Shape,
+    values: dict[str, Any],
+    rank: int,
     after: Key | None,
     wanted: int,
     now: datetime,
-    split: tuple[ColumnElement[bool], ColumnElement[bool]],
 ) -> list[Key]:
-    """The sort keys of the first ``wanted`` rows after ``after``, in order.
-
-    ``rank`` is the rank of every row ``where`` selects, or the SQL that computes each
-    row's, so that one scan serves both ranks.
+    """Everywhere: the sort keys of the first ``wanted`` rows of ``rank`` after ``after``, in order.
 
     Rows whose stored next session is current come from SQL in order, ``wanted`` at most,
     without reading a document; the few whose stored next session has passed are
     recomputed here from their documents and merged in.
     """
-    c = si.index.c
-    near = query.lat is not None
-    chord2 = (chord2_of(query) if near else literal(0.0)).label("chord2")
-    ranked = (literal(rank) if isinstance(rank, int) else rank).label("rank")
-    is_current, has_passed = split
-    # Key positions decided in SQL: the rank when it is computed, chord² when there is ``near``
-    # (without it every chord² is 0, and leaving it out lets the next_start index serve the order).
-    decided = [0] * isinstance(rank, ColumnElement) + [1] * near + [2, 3]
-    keys: list[ColumnElement[Any]] = [ranked, chord2, c.next_start, c.merged_id]
-    order = [keys[i] for i in decided]
-    fixed = [i for i in range(2) if i not in decided]
-    # A rank computed in SQL is among the decided positions, so never in ``ours``.
-    ours: tuple[float, ...] = tuple((rank if isinstance(rank, int) else 0, 0.0)[i] for i in fixed)
-    if after is not None and tuple(after[i] for i in fixed) > ours:
+    ours = (rank, 0.0)
+    if after is not None and after[:2] > ours:
         return []
-    current = select(c.merged_id, c.next_start, chord2, ranked).where(*where, is_current)
-    if after is not None and tuple(after[i] for i in fixed) == ours:
-        current = current.where(_after(order, [after[i] for i in decided]))
-    found = [
-        (row.rank, row.chord2, row.next_start, row.merged_id)
-        for row in conn.execute(current.order_by(*order).limit(wanted))
-    ]
-    recompute = (
-        select(c.merged_id, chord2, ranked, si.documents.c.activity)
-        .join(si.documents, si.documents.c.merged_id == c.merged_id)
-        .where(*where, has_passed)
-    )
-    for row in conn.execute(recompute):
+    resumes = after is not None and after[:2] == ours
+    current, recompute = _walk_statements(shape, rank, resumes)
+    bound = {**values, "limit": wanted}
+    if resumes:
+        assert after is not None
+        bound.update(after_start=after[2], after_id=after[3])
+    found: list[Key] = [(rank, 0.0, row.next_start, row.merged_id) for row in conn.execute(current, bound)]
+    for row in conn.execute(recompute, bound):
         upcoming = next_occurrences(row.activity, now, 1)
         if upcoming:
-            key = (row.rank, row.chord2, upcoming[0].start.astimezone(UTC), row.merged_id)
+            key = (rank, 0.0, upcoming[0].start.astimezone(UTC), row.merged_id)
             if after is None or key > after:
                 found.append(key)
     found.sort()
     return found[:wanted]
 
 
+_DOCUMENTS = (
+    select(
+        si.index.c.merged_id,
+        si.index.c.last_verified,
+        si.index.c.placed,
+        si.documents.c.activity,
+        si.documents.c.provenance,
+    )
+    .join(si.documents, si.documents.c.merged_id == si.index.c.merged_id)
+    .where(si.index.c.merged_id.in_(bindparam("ids", expanding=True)))
+)
+
+
 def _documents(conn: Connection, merged_ids: Sequence[str]) -> dict[str, Any]:
     """What the results show, for a page of merged ids: the activity, its provenance, lastVerified."""
-    c, d = si.index.c, si.documents.c
-    rows = conn.execute(
-        select(c.merged_id, c.last_verified, c.placed, d.activity, d.provenance)
-        .join(si.documents, d.merged_id == c.merged_id)
-        .where(c.merged_id.in_(merged_ids))
-    )
-    return {row.merged_id: row for row in rows}
+    return {row.merged_id: row for row in conn.execute(_DOCUMENTS, {"ids": list(merged_ids)})}
+
+
+# A search's total is counted up to this many; past it, "more than 500" says enough and a
+# search in a dense city stays as cheap as one in a village.
+COUNT_CAP = 500
+
+
+def count_matching(
+    conn: Connection, shape: Shape, values: Mapping[str, Any], now: datetime, cap: int = COUNT_CAP
+) -> tuple[int, bool]:
+    """How many items the search selects on every page together (at most ``cap``), and whether there are more.
+
+    ``shape`` and ``values`` are the search's (:func:`_shape_and_values`). As the pages
+    decide: a row whose stored next session is current counts (in SQL, reading no
+    document); one whose stored session has passed counts only if it has another to come.
+    A first page near a place counts as it reads (:func:`_near_page`); this is for the rest.
+    """
+    c = si.index.c
+    where = _filters(shape)
+    is_current, has_passed = _split(shape)
+    counted = select(c.merged_id).where(*where, is_current).limit(cap + 1).subquery()
+    total = conn.execute(select(func.count()).select_from(counted), values).scalar_one()
+    if total <= cap:
+        recompute = (
+            select(si.documents.c.activity)
+            .join(si.documents, si.documents.c.merged_id == c.merged_id)
+            .where(*where, has_passed)
+        )
+        total += sum(1 for row in conn.execute(recompute, values) if next_occurrences(row.activity, now, 1))
+    return min(total, cap), total > cap
 
 
 def search(
@@ -473,20 +768,17 @@ def search(
     now = now.astimezone(UTC)
     query = parse(conn, params, geocoder, now)
     after = _decode_cursor(query, params["cursor"]) if params.get("cursor") else None
-    where = _filters(query, now, thresholds)
     failing = _failing_sources(conn, now, thresholds)
-    split = si.next_start_split(conn, now, near=query.lat is not None)
-    first = _first_rank(now, thresholds, failing)
-    page: list[Key] = []
-    if query.lat is not None:
+    shape, values = _shape_and_values(conn, query, now, thresholds, failing)
+    counted: int | None = None
+    if shape.near:
         # Near a place: one scan of the circle computes each row's rank and the order sorts on it.
-        rank: int | ColumnElement[int] = case((first, 0), else_=1)
-        page = _candidates(conn, query, where, rank, after, query.limit + 1, now, split)
+        page, counted = _near_page(conn, query, shape, values, after, now)
     else:
         # Everywhere: one walk down the next_start index per rank, stopping once the page is full.
-        for rank, ranked in ((0, first), (1, ~first)):
-            wanted = query.limit + 1 - len(page)
-            page += _candidates(conn, query, [*where, ranked], rank, after, wanted, now, split)
+        page = []
+        for rank in (0, 1):
+            page += _walk(conn, shape, values, rank, after, query.limit + 1 - len(page), now)
             if len(page) > query.limit:
                 break
     more = len(page) > query.limit
@@ -503,9 +795,18 @@ def search(
     if query.located is not None and query.located.approximate:
         for item in items:  # measured from the middle of an area or town: no distance is exact
             item["distance_approximate"] = True
+    # One page holding everything needs no count; otherwise the same filters are counted, capped.
+    if after is None and not more:
+        total, lower_bound = len(items), False
+    elif counted is not None:
+        total, lower_bound = min(counted, COUNT_CAP), counted > COUNT_CAP
+    else:
+        total, lower_bound = count_matching(conn, shape, values, now)
     return {
         "items": items,
         "next_cursor": _encode_cursor(query, page[-1]) if more else None,
+        "total": total,
+        "total_is_lower_bound": lower_bound,
         "query": query.echo,
     }
 
@@ -536,14 +837,18 @@ def walking_minutes(distance: float) -> int:
     return math.ceil(distance * ROUTE_FACTOR / WALKING_KMH * 60)
 
 
+_SOURCES = select(sources.c.id, sources.c.name, sources.c.checked_by).where(
+    sources.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
 def _sources_of(conn: Connection, provenances: Sequence[Sequence[Mapping[str, Any]]]) -> dict[int, Any]:
     """Each source the provenances name: its ``name`` and who vouches for it (``checked_by``)."""
     wanted = {entry.get("source_id") for provenance in provenances for entry in provenance}
     wanted.discard(None)
     if not wanted:
         return {}
-    columns = select(sources.c.id, sources.c.name, sources.c.checked_by)
-    return {row.id: row for row in conn.execute(columns.where(sources.c.id.in_(wanted)))}
+    return {row.id: row for row in conn.execute(_SOURCES, {"ids": list(wanted)})}
 
 
 def vouched_by(provenance: Sequence[Mapping[str, Any]], known: Mapping[int, Any]) -> list[str]:
@@ -604,6 +909,7 @@ def _item(
                 "name": getattr(known.get(entry.get("source_id")), "name", None) or entry.get("source_url"),
                 "url": entry.get("source_url"),
                 "itemId": entry.get("item_id"),
+                "id": entry.get("source_id"),  # its page for people: /sources/<id>
             }
             for entry in row.provenance
         ],

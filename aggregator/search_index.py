@@ -55,7 +55,7 @@ import logging
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -122,6 +122,7 @@ __all__ = [
     "remove_many",
     "roll_forward",
     "unit_vector",
+    "written_after",
 ]
 
 log = logging.getLogger(__name__)
@@ -351,7 +352,13 @@ def _bars(ids: Iterable[str]) -> str:
     return "|" + "|".join(ids) + "|"
 
 
-def _row(activity: Mapping[str, Any], position: tuple[float, float] | None, own_geo: bool, now: datetime):
+def _row(
+    activity: Mapping[str, Any],
+    postcode: str | None,
+    position: tuple[float, float] | None,
+    own_geo: bool,
+    now: datetime,
+):
     location = activity.get("location") or {}
     price = activity.get("price") or {}
     ages = activity.get("ageRange") or {}
@@ -370,7 +377,6 @@ def _row(activity: Mapping[str, Any], position: tuple[float, float] | None, own_
         )
         if part
     )
-    postcode = _postcode(activity)
     locality = (location.get("address") or {}).get("addressLocality")
     return {
         **_placed(position),
@@ -435,11 +441,13 @@ def reindex_many(
     items: Iterable[tuple[int | str, Mapping[str, Any], Sequence[Mapping[str, Any]]]],
     *,
     now: datetime | None = None,
+    unindexed: Collection[int | str] = (),
 ) -> None:
     """Write (or rewrite) the rows of many merged activities ``(merged_id, activity, provenance)``.
 
     A harvest page's worth costs a fixed number of statements, not a few per item, since
-    the merge calls this inside every page's transaction.
+    the merge calls this inside every page's transaction. ``unindexed`` are merged ids
+    known to have no rows yet (made in this transaction), so none are looked for to replace.
 
     An item without geo is placed at its postcode if the postcodes table knows it (no
     network call here: this runs inside a harvest transaction). An item with both a
@@ -463,11 +471,11 @@ def reindex_many(
         own_geo = position is not None
         if position is None and postcode is not None:
             position = positions.get(postcode)
-        rows.append({"merged_id": key, **_row(activity, position, own_geo, now)})
+        rows.append({"merged_id": key, **_row(activity, postcode, position, own_geo, now)})
         docs.append({"merged_id": key, "activity": dict(activity), "provenance": list(provenance)})
         source_ids = {entry["source_id"] for entry in provenance if entry.get("source_id") is not None}
         listed += [{"merged_id": key, "source_id": source_id} for source_id in sorted(source_ids)]
-    remove_many(conn, latest)
+    remove_many(conn, latest.keys() - {str(merged_id) for merged_id in unindexed})
     conn.execute(insert(index), rows)
     conn.execute(insert(documents), docs)
     if listed:
@@ -696,25 +704,36 @@ def rebuild(engine: Engine, on_batch: Callable[[int], None] = lambda written: No
     return written
 
 
+def written_after(conn: Connection, now: datetime) -> bool:
+    """Whether any row's next session was worked out after ``now`` (a test's clock, or clock skew)."""
+    newest = conn.execute(select(func.max(index.c.next_from))).scalar()
+    return newest is not None and newest > now
+
+
 def next_start_split(
-    conn: Connection, now: datetime, *, near: bool
+    dialect: str, *, near: bool, checks_next_from: bool
 ) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    """Conditions for (rows whose stored ``next_start`` is right at ``now``, rows to recompute).
+    """Conditions for (rows whose stored ``next_start`` is right at the bound ``now``, rows to recompute).
 
     A stored next session is right until it starts, provided it was computed before
-    ``now``. Rows written after ``now`` happen only under a test's clock (or clock skew);
-    one look at the newest ``next_from`` keeps that case out of the usual query, whose
-    conditions then leave the planner free to use the grid index.
+    ``now``. Rows written after ``now`` happen only under a test's clock (or clock skew):
+    ``checks_next_from`` tests for them. A search near a place always does, since the grid
+    index holds ``next_from``; a search everywhere does only when :func:`written_after`
+    says there are any, so its conditions leave the planner free to walk the
+    ``next_start`` index.
 
     ``near``: the query filters by grid cells. SQLite's planner may then still prefer the
-    ``next_start`` index — a walk over most of the table — so the column is written with a
-    unary plus, SQLite's documented way to keep one term off an index.
+    ``next_start`` (or ``next_from``) index — a walk over most of the table — so the
+    columns are written with a unary plus, SQLite's documented way to keep one term off an
+    index.
     """
     c = index.c
     next_start: ColumnElement[Any] = c.next_start
-    if near and conn.dialect.name == "sqlite":
+    next_from: ColumnElement[Any] = c.next_from
+    if near and dialect == "sqlite":
         next_start = literal_column(f"+{index.name}.next_start", type_=c.next_start.type)
-    newest = conn.execute(select(func.max(c.next_from))).scalar()
-    if newest is not None and newest > now:
-        return and_(c.next_from <= now, next_start > now), or_(c.next_from > now, next_start <= now)
+        next_from = literal_column(f"+{index.name}.next_from", type_=c.next_from.type)
+    now = bindparam("now", type_=c.next_start.type)
+    if checks_next_from:
+        return and_(next_from <= now, next_start > now), or_(next_from > now, next_start <= now)
     return next_start > now, next_start <= now

@@ -1,13 +1,19 @@
-"""Harvest throughput against its budget: >= 10,000 items/s per worker, within 2x of a bare loop.
+"""Harvest throughput against the floor: end to end >= 0.6x the floor on SQLite, >= 0.4x on PostgreSQL.
 
-One run, same bytes, three ways, on SQLite and on PostgreSQL:
+One run, same bytes, on SQLite and on PostgreSQL:
 
 - end to end: P real publisher apps on loopback HTTP, one real ``rq worker`` process on
   real Redis (a queue of its own), harvest jobs queued as the aggregator queues them;
+- the floor: the pages the harvest fetched, read with orjson, each item mapped from its
+  OpenActive form and checked with the compiled JSON Schema, then an ``executemany`` upsert
+  of (id, modified, json) into a table of its own, one transaction a page: the least work
+  that stores the same thing, with the database's plain driver (sqlite3, psycopg);
 - bare loop: every page fetched first, then only parse + validate + upsert, timed, through
   the harvest's own adapter and page-applying code (no HTTP, no jobs, no lease);
 - naive: the same bytes parsed with the standard library, each item checked with
-  jsonschema alone and stored in a transaction of its own.
+  jsonschema alone and stored in a transaction of its own;
+- the ``openactive`` client (OpenActive's own, from PyPI) walking the same feeds over HTTP:
+  fetch and parse only, nothing stored (once, whatever the database).
 
 Then a re-harvest with 0% and 1% of the items changed at the publishers: its time and
 the HTTP requests the publishers answered (counted by a WSGI middleware), to show the
@@ -22,15 +28,18 @@ import argparse
 import json
 import math
 import random
+import sqlite3
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import orjson
 from jsonschema import Draft202012Validator, FormatChecker
+from rq.job import Job
 from sqlalchemy import func, select
 
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
@@ -65,9 +74,12 @@ from publisher import create_app as create_publisher
 from publisher.extensions import get_store
 from schema.openactive import from_openactive
 from schema.resources import shared
+from schema.validation import ACTIVITY_SCHEMA, matches_schema
 
 BUDGET_ITEMS_PER_SECOND = 10_000
 BUDGET_BARE_RATIO = 0.5  # within 2x of the bare loop
+# Issue 21: end to end against the floor, by database.
+BUDGET_FLOOR_RATIO = {"sqlite": 0.6, "postgresql": 0.4}
 JOB_DEADLINE = 1800.0
 
 
@@ -152,24 +164,25 @@ def aggregator_config(database_url: str, queue: str) -> dict[str, Any]:
     return job_config(app)
 
 
-def follow_all(config: dict[str, Any], publishers: list[LivePublisher]) -> list[int]:
+def follow_all(config: dict[str, Any], feeds: list[tuple[str, str, str]]) -> list[int]:
+    """Add each (site URL, feed URL, name) as an approved source of the aggregator; their ids."""
     engine = engine_for(config["DATABASE_URL"])
     return [
-        add_source(
-            engine,
-            p.server.url,
-            feed_url=p.feed_url,
-            kind=localfeed.KIND,
-            name=p.network.name,
-            state="approved",
-            config=config,
-        )
-        for p in publishers
+        add_source(engine, site, feed_url=url, kind=localfeed.KIND, name=n, state="approved", config=config)
+        for site, url, n in feeds
     ]
 
 
-def run_jobs(config: dict[str, Any], source_ids: list[int]) -> tuple[float, list[HarvestResult]]:
-    """Queue one harvest per source and wait for the worker to finish them all; (seconds, results)."""
+def feeds_of(publishers: list[LivePublisher]) -> list[tuple[str, str, str]]:
+    return [(p.server.url, p.feed_url, p.network.name) for p in publishers]
+
+
+def run_jobs(config: dict[str, Any], source_ids: list[int]) -> tuple[float, list[Job]]:
+    """Queue one harvest per source and wait for the workers to finish them all; (seconds, jobs).
+
+    Raises if a job failed or a harvest did not succeed (a source locked by another holder
+    included), so a figure is only ever of a harvest that stored everything.
+    """
     with stopwatch() as elapsed:
         jobs = [enqueue_harvest(source_id, config) for source_id in source_ids]
         pending = list(jobs)
@@ -184,11 +197,14 @@ def run_jobs(config: dict[str, Any], source_ids: list[int]) -> tuple[float, list
                     result = job.latest_result()
                     raise RuntimeError(f"harvest job {job.id} {status}: {result and result.exc_string}")
             time.sleep(0.005)
-    results = [job.return_value() for job in jobs]
-    bad = [r for r in results if r.status not in ("ok", "not-modified")]
+    bad = [r for r in results_of(jobs) if r.status not in ("ok", "not-modified")]
     if bad:
         raise RuntimeError(f"harvests did not succeed: {bad}")
-    return elapsed(), results
+    return elapsed(), jobs
+
+
+def results_of(jobs: list[Job]) -> list[HarvestResult]:
+    return [cast(HarvestResult, job.return_value()) for job in jobs]
 
 
 def counts(database_url: str) -> tuple[int, int]:
@@ -273,6 +289,88 @@ def naive_loop(
     return elapsed(), done
 
 
+# -- the floor, and OpenActive's own client ------------------------------------------------------
+
+FLOOR_TABLE = "CREATE TABLE floor_items (id TEXT PRIMARY KEY, modified TEXT NOT NULL, json {json})"
+FLOOR_UPSERT = (
+    "INSERT INTO floor_items (id, modified, json) VALUES ({p}, {p}, {p}) "
+    "ON CONFLICT (id) DO UPDATE SET modified = excluded.modified, json = excluded.json"
+)
+
+
+def floor_rows(content: bytes) -> list[tuple[str, str, str | None]]:
+    """One page's rows as the floor stores them: (id, modified, the activity as JSON; None if deleted).
+
+    Each item is mapped from its OpenActive form with the contract's one mapping (the
+    compiled schema describes the activity, not the feed's form) and checked with the
+    compiled schema; an item that fails it is left out, as the harvest would quarantine it.
+    """
+    rows: list[tuple[str, str, str | None]] = []
+    for item in orjson.loads(content)["items"]:
+        if item["state"] == "deleted":
+            rows.append((item["id"], str(item["modified"]), None))
+            continue
+        data = from_openactive(item["data"])
+        if matches_schema(ACTIVITY_SCHEMA, data):
+            rows.append((item["id"], str(item["modified"]), orjson.dumps(data).decode()))
+    return rows
+
+
+def floor_loop(database: str, url: str, recorded: list[tuple[str, dict[str, Fetched]]]) -> tuple[float, int]:
+    """The recorded pages through :func:`floor_rows` and an executemany upsert a page; (seconds, rows)."""
+    pages = [response.content for _, responses in recorded for response in responses.values()]
+    if database == "sqlite":
+        return _floor_sqlite(url.removeprefix("sqlite:///"), pages)
+    return _floor_postgres(url, pages)
+
+
+def _floor_sqlite(path: str, pages: list[bytes]) -> tuple[float, int]:
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")  # as federation.db sets every aggregator database
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(FLOOR_TABLE.format(json="TEXT"))
+        upsert = FLOOR_UPSERT.format(p="?")
+        with stopwatch() as elapsed:
+            for content in pages:
+                with conn:  # one transaction a page
+                    conn.executemany(upsert, floor_rows(content))
+        stored: int = conn.execute("SELECT count(*) FROM floor_items").fetchone()[0]
+    finally:
+        conn.close()
+    return elapsed(), stored
+
+
+def _floor_postgres(url: str, pages: list[bytes]) -> tuple[float, int]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        conn.execute(FLOOR_TABLE.format(json="JSON"))  # the type SQLAlchemy's JSON gives the copies there
+        conn.commit()
+        upsert = FLOOR_UPSERT.format(p="%s")
+        with stopwatch() as elapsed:
+            for content in pages:
+                with conn.transaction(), conn.cursor() as cursor:  # one transaction a page
+                    cursor.executemany(upsert, floor_rows(content))
+        row = conn.execute("SELECT count(*) FROM floor_items").fetchone()
+    return elapsed(), row[0] if row else 0
+
+
+def openactive_walk(publishers: list[LivePublisher]) -> tuple[float, int]:
+    """OpenActive's Python client walks every feed to its end over HTTP, fetch and parse; (seconds, items)."""
+    import openactive  # type: ignore[import-untyped]  # the package ships no type information
+
+    items = 0
+    with stopwatch() as elapsed:
+        for publisher in publishers:
+            read = openactive.get_opportunities(publisher.feed_url, seconds_wait_next=0, seconds_timeout=60)
+            if read["status"] != "COMPLETE":
+                status = read["status"]
+                raise RuntimeError(f"the openactive client did not finish {publisher.feed_url}: {status}")
+            items += len(read["items"])
+    return elapsed(), items
+
+
 def _source_rows(engine: Any, source_ids: list[int]) -> list[Any]:
     with engine.connect() as conn:
         by_id = {row.id: row for row in conn.execute(select(sources).where(sources.c.id.in_(source_ids)))}
@@ -324,12 +422,12 @@ def measure(
     """
     total = sum(len(p.slugs) for p in publishers)
     result: dict[str, Any] = {"database": database, "items": total, "repeats": args.repeat}
-    runs: dict[str, list[dict[str, Any]]] = {"end_to_end": [], "bare": [], "naive": []}
+    runs: dict[str, list[dict[str, Any]]] = {"end_to_end": [], "floor": [], "bare": [], "naive": []}
     recorded = None
     for attempt in range(args.repeat):
         with fresh() as url:
             config = aggregator_config(url, queue)
-            ids = follow_all(config, publishers)
+            ids = follow_all(config, feeds_of(publishers))
             warm_up(config)
             for p in publishers:
                 p.counter.reset()
@@ -350,8 +448,14 @@ def measure(
         assert recorded is not None
 
         with fresh() as url:
+            seconds, stored = floor_loop(database, url, recorded)
+            if stored != total:
+                raise RuntimeError(f"the floor stored {stored} of {total} items")
+            runs["floor"].append({"seconds": seconds, "items_per_second": total / seconds})
+
+        with fresh() as url:
             config = aggregator_config(url, queue)
-            ids = follow_all(config, publishers)
+            ids = follow_all(config, feeds_of(publishers))
             seconds = bare_loop(url, recorded, ids)
             stored, _ = counts(url)
             if stored != total:
@@ -360,13 +464,15 @@ def measure(
 
         with fresh() as url:
             config = aggregator_config(url, queue)
-            ids = follow_all(config, publishers)
+            ids = follow_all(config, feeds_of(publishers))
             seconds, items = naive_loop(url, recorded, ids, args.naive_items)
             runs["naive"].append({"seconds": seconds, "items": items, "items_per_second": items / seconds})
 
     for way, measured in runs.items():
         result[way] = {**max(measured, key=lambda run: run["items_per_second"]), "runs": measured}
     e2e = result["end_to_end"]["items_per_second"]
+    result["ratio_to_floor"] = e2e / result["floor"]["items_per_second"]
+    result["floor_budget"] = BUDGET_FLOOR_RATIO[database]
     result["ratio_to_bare"] = e2e / result["bare"]["items_per_second"]
     result["ratio_to_naive"] = e2e / result["naive"]["items_per_second"]
     result["ratio_to_budget"] = e2e / BUDGET_ITEMS_PER_SECOND
@@ -392,8 +498,8 @@ def reharvests(
         changed = change_some(publishers, changed_share, rng) if changed_share else 0
         for p in publishers:
             p.counter.reset()
-        seconds, results = run_jobs(config, ids)
-        updated = sum(r.updated for r in results)
+        seconds, jobs = run_jobs(config, ids)
+        updated = sum(r.updated for r in results_of(jobs))
         if updated != changed:
             raise RuntimeError(f"re-harvest with {changed} changes applied {updated}")
         measured[f"reharvest_{changed_share:.0%}"] = {
@@ -413,7 +519,7 @@ def _merged_status(publishers: list[LivePublisher]) -> dict[str, int]:
     return merged
 
 
-def report(results: list[dict[str, Any]], publishers: int, activities: int) -> None:
+def report(results: list[dict[str, Any]], walk: dict[str, Any], publishers: int, activities: int) -> None:
     if not results:
         print("no database measured")
         return
@@ -426,24 +532,28 @@ def report(results: list[dict[str, Any]], publishers: int, activities: int) -> N
                 "database",
                 "items",
                 "end to end",
+                "floor",
+                "openactive",
                 "bare loop",
                 "fetch only",
                 "naive",
+                "e2e/floor",
+                "openactive/floor",
                 "e2e/bare",
-                "e2e/naive",
-                "e2e/budget",
             ],
             [
                 [
                     r["database"],
                     r["items"],
                     r["end_to_end"]["items_per_second"],
+                    r["floor"]["items_per_second"],
+                    walk["items_per_second"],
                     r["bare"]["items_per_second"],
                     r["fetch_only"]["items_per_second"],
                     r["naive"]["items_per_second"],
+                    r["ratio_to_floor"],
+                    walk["items_per_second"] / r["floor"]["items_per_second"],
                     r["ratio_to_bare"],
-                    r["ratio_to_naive"],
-                    r["ratio_to_budget"],
                 ]
                 for r in results
             ],
@@ -476,11 +586,12 @@ def report(results: list[dict[str, Any]], publishers: int, activities: int) -> N
     )
     print()
     for r in results:
-        verdict_rate = "meets" if r["ratio_to_budget"] >= 1 else "misses"
+        verdict_floor = "meets" if r["ratio_to_floor"] >= r["floor_budget"] else "misses"
         verdict_bare = "meets" if r["ratio_to_bare"] >= BUDGET_BARE_RATIO else "misses"
         print(
             f"{r['database']}: end to end {r['end_to_end']['items_per_second']:,.0f} items/s = "
-            f"{r['ratio_to_budget']:.2f}x the 10,000 items/s budget ({verdict_rate} it); "
+            f"{r['ratio_to_floor']:.2f}x the floor (budget >= {r['floor_budget']:.1f}: {verdict_floor} it); "
+            f"{r['ratio_to_budget']:.2f}x the 10,000 items/s budget; "
             f"{r['ratio_to_bare']:.2f}x the bare loop (budget >= 0.50: {verdict_bare} it); "
             f"{r['ratio_to_naive']:.2f}x the naive baseline."
         )
@@ -514,6 +625,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{len(publishers)} publishers x {args.activities} activities, seeded in {seeding():.1f} s")
         results = []
         try:
+            walks = [openactive_walk(publishers) for _ in range(args.repeat)]
+            seconds, items = min(walks)
+            if items != sum(len(p.slugs) for p in publishers):
+                raise RuntimeError(f"the openactive client read {items} items, not every one")
+            walk = {"seconds": seconds, "items": items, "items_per_second": items / seconds}
             with rq_worker(queue, Path(workdir) / "worker.log"):
                 for database, fresh in databases(args.databases.split(",")):
                     print(f"measuring on {database}...", flush=True)
@@ -521,10 +637,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             for p in publishers:
                 p.server.stop()
-    report(results, args.publishers, args.activities)
+    report(results, walk, args.publishers, args.activities)
     document = {
         "publishers": args.publishers,
         "activities_per_publisher": args.activities,
+        "openactive_client": walk,
         "results": results,
     }
     path = write_results(args.name, document, args.results)

@@ -1,9 +1,10 @@
-"""Query latency against its budget (<= 50 ms p95 at 1,000,000 items), and requests/s under gunicorn.
+"""Query latency against its budget (<= 20 ms p95 at 1,000,000 items), and requests/s under gunicorn.
 
 For each size (10k, 100k, 1M items by default) and each database, the search index is
 filled with a synthetic network spread over Great Britain (``bench.network``), then
 typical widget queries are timed through ``aggregator.query.search``: near a postcode
-or a point, a radius of 2 to 5 km, a filter or two, 8 to 20 results. Then gunicorn
+or a point, a radius of 2 to 5 km, a filter or two, 8 to 20 results; a quarter of them
+near + day + category + free, whose times are also reported on their own. Then gunicorn
 serves the aggregator on the largest index and a loopback load generator (a thread
 pool of httpx clients) sends the same kind of queries for a bounded time.
 
@@ -65,7 +66,7 @@ from bench.network import TOWNS, pick_town, published, publisher_network, reloca
 from federation.db import make_engine
 from schema.vocab import ids as vocabulary_ids
 
-BUDGET_P95_MS = 50.0
+BUDGET_P95_MS = 20.0  # issue 21
 BUDGET_SIZE = 1_000_000
 TEMPLATE_PUBLISHERS = 36
 TEMPLATES_EACH = 100
@@ -108,7 +109,9 @@ class _Chunks:
     def __init__(self, seed: int, now: datetime, dialect_name: str):
         network = publisher_network(TEMPLATE_PUBLISHERS, TEMPLATES_EACH, seed=seed, today=now.date())
         self.templates = [doc for p in network for doc in published(p, "https://bench.example", now)]
-        self.base = [si._row(doc, si._own_position(doc), True, now) for doc in self.templates]
+        self.base = [
+            si._row(doc, si._postcode(doc), si._own_position(doc), True, now) for doc in self.templates
+        ]
         self.seed = seed
         dialect = make_engine(
             "sqlite://" if dialect_name == "sqlite" else "postgresql://x@localhost/x"
@@ -313,10 +316,21 @@ def _progress(what: str) -> Any:
 # -- the queries --------------------------------------------------------------------------------
 
 
+# The filters people use together (issue 21): what's on near here, on a day, of a kind, free.
+COMBINATION = ("near", "day", "category", "free")
+COMBINATION_SHARE = 0.25
+
+
 def widget_queries(count: int, seed: int) -> list[dict[str, str]]:
-    """Typical widget queries: near a postcode or a point in a town, 2-5 km, a filter or two."""
-    rng = random.Random(seed)
+    """Typical widget queries: near a postcode or a point in a town, 2-5 km, a filter or two.
+
+    A quarter use the filters people use together (:data:`COMBINATION`) instead. They are
+    chosen with their own random numbers, so the other queries are the ones earlier runs
+    timed.
+    """
+    rng, together = random.Random(seed), random.Random(seed + 1)
     categories = list(vocabulary_ids("categories"))
+    days = ["mo", "tu", "we", "th", "fr", "sa"]
     postcodes = list(town_postcodes())
     wanted = []
     for _ in range(count):
@@ -333,16 +347,22 @@ def widget_queries(count: int, seed: int) -> list[dict[str, str]]:
         }
         filters = {
             "category": lambda: rng.choice(categories),
-            "day": lambda: rng.choice(["mo", "tu", "we", "th", "fr", "sa"]),
+            "day": lambda: rng.choice(days),
             "free": lambda: "true",
             "time": lambda: rng.choice(["morning", "afternoon", "evening"]),
             "has_space": lambda: "true",
             "age": lambda: str(rng.choice([2, 30, 70, 80])),
         }
-        for name in rng.sample(sorted(filters), rng.choice([1, 1, 2])):
-            params[name] = filters[name]()
-        wanted.append(params)
+        chosen = {name: filters[name]() for name in rng.sample(sorted(filters), rng.choice([1, 1, 2]))}
+        if together.random() < COMBINATION_SHARE:
+            chosen = {"day": together.choice(days), "category": together.choice(categories), "free": "true"}
+        wanted.append({**params, **chosen})
     return wanted
+
+
+def is_combination(params: dict[str, str]) -> bool:
+    """Whether a query uses the filters people use together (and no others)."""
+    return set(params) - {"radius", "limit"} == set(COMBINATION)
 
 
 def time_queries(url: str, queries: list[dict[str, str]], warmup: int, seconds: float) -> dict[str, Any]:
@@ -354,6 +374,7 @@ def time_queries(url: str, queries: list[dict[str, str]], warmup: int, seconds: 
     engine = make_engine(url)
     geocoder, thresholds = geocode.NoGeocoder(), Thresholds()
     samples: list[float] = []
+    together: list[float] = []
     found: list[int] = []
     deadline = None
     try:
@@ -369,6 +390,8 @@ def time_queries(url: str, queries: list[dict[str, str]], warmup: int, seconds: 
             if number >= warmup:
                 samples.append(elapsed() * 1000)
                 found.append(len(body["items"]))
+                if is_combination(params):
+                    together.append(samples[-1])
         with engine.connect() as conn:
             items = conn.execute(select(func.count()).select_from(si.index)).scalar_one()
     finally:
@@ -378,6 +401,8 @@ def time_queries(url: str, queries: list[dict[str, str]], warmup: int, seconds: 
         "queries": len(samples),
         "ms": percentiles(samples),
         "mean_results": sum(found) / len(found),
+        # The same runs, only those near a place for a day, a category and free activities.
+        "combination": {"queries": len(together), "ms": percentiles(together) if together else None},
     }
 
 
@@ -523,6 +548,27 @@ def report(results: list[dict[str, Any]], loads: list[dict[str, Any]]) -> None:
             ],
         )
     )
+    print()
+    print(
+        table(
+            "Of those, near + day + category + free (ms)",
+            ["database", "items", "queries", "p50", "p95", "p99", "max", "p95/budget"],
+            [
+                [
+                    r["database"],
+                    r["items"],
+                    r["combination"]["queries"],
+                    r["combination"]["ms"]["p50"],
+                    r["combination"]["ms"]["p95"],
+                    r["combination"]["ms"]["p99"],
+                    r["combination"]["ms"]["max"],
+                    r["combination"]["ms"]["p95"] / BUDGET_P95_MS,
+                ]
+                for r in results
+                if r["combination"]["ms"]
+            ],
+        )
+    )
     if loads:
         print()
         print(
@@ -548,11 +594,16 @@ def report(results: list[dict[str, Any]], loads: list[dict[str, Any]]) -> None:
     print()
     for r in results:
         if r["size"] == BUDGET_SIZE:
-            verdict = "meets" if r["ms"]["p95"] <= BUDGET_P95_MS else "misses"
-            print(
-                f"{r['database']}: p95 {r['ms']['p95']:.1f} ms at {r['items']:,} items = "
-                f"{r['ms']['p95'] / BUDGET_P95_MS:.2f}x the 50 ms budget ({verdict} it)."
-            )
+            for what, ms in (
+                ("all queries", r["ms"]),
+                ("near + day + category + free", r["combination"]["ms"]),
+            ):
+                if ms:
+                    verdict = "meets" if ms["p95"] <= BUDGET_P95_MS else "misses"
+                    print(
+                        f"{r['database']}, {what}: p95 {ms['p95']:.1f} ms at {r['items']:,} items = "
+                        f"{ms['p95'] / BUDGET_P95_MS:.2f}x the {BUDGET_P95_MS:g} ms budget ({verdict} it)."
+                    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ BENCH = Path(__file__).resolve().parent
 # Cheapest first, so a quick look at the first figures needs no waiting.
 BENCHMARKS = [
     "widget.py",
+    "validators.py",
     "harvest.py",
+    "scaleout.py",
+    "fanout.py",
     "propagation.py",
     "query.py",
     "impact.py",

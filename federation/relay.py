@@ -29,7 +29,7 @@ from federation.feeds import (
 )
 from federation.fetch import GuardedClient
 from federation.websub import Hub
-from federation.websub.hub import HUB_PATH, LeasePolicy, Retention, RetryPolicy
+from federation.websub.hub import DELIVERY_THREADS, HUB_PATH, LeasePolicy, Retention, RetryPolicy
 from schema import rpde
 
 BATCH = 500  # changes in one fat ping: at most one RPDE page
@@ -121,6 +121,8 @@ def feed_hub(
             maximum=int(settings["HUB_LEASE_MAX_SECONDS"]),
         ),
         retry=RetryPolicy(base=float(settings["HUB_RETRY_BASE_SECONDS"])),
+        # Jobs queued by a version without the setting carry none: the hub's default then.
+        delivery_threads=int(settings.get("HUB_DELIVERY_THREADS", DELIVERY_THREADS)),
         retention=Retention(
             delivered=timedelta(seconds=int(housekeeping_settings(settings)["DELIVERED_KEEP_SECONDS"]))
         ),

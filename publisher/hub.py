@@ -48,6 +48,7 @@ HUB_DEFAULTS: dict[str, Any] = {
     "HUB_QUEUE": "localfeed-publisher-hub",  # the rq queue for hub jobs (one per publisher on a shared Redis)
     "HUB_POLL_SECONDS": 2.0,  # how often the thread looks for work nobody woke it for
     "HUB_RETRY_BASE_SECONDS": 30.0,  # first retry delay of a failed delivery; doubles, jittered
+    "HUB_DELIVERY_THREADS": 16,  # pushes sent at once (one subscriber's always one at a time, in order)
     "HUB_LEASE_SECONDS": 10 * 86_400,  # lease granted when a subscriber asks for none
     "HUB_LEASE_MIN_SECONDS": 3600,
     "HUB_LEASE_MAX_SECONDS": 30 * 86_400,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from schema.resources import SCHEMA_BASE_URL
@@ -421,14 +422,20 @@ def _from_uri(names: Mapping[str, str], value: Any) -> Any:
     return value
 
 
-def _categories(concepts: Any) -> Any:
-    if not isinstance(concepts, list):
-        return concepts
-    by_concept = {
+@cache
+def _category_of_concept() -> dict[str, str]:
+    """Activity List concept URI -> our category id: built once, not for every item a harvest reads."""
+    return {
         uri: category
         for category, entry in category_vocabulary().items()
         for uri in entry.get("openactive", ())
     }
+
+
+def _categories(concepts: Any) -> Any:
+    if not isinstance(concepts, list):
+        return concepts
+    by_concept = _category_of_concept()
     categories: list[Any] = []
     for concept in concepts:
         uri = concept.get("@id") if isinstance(concept, Mapping) else None

@@ -15,7 +15,10 @@ All state is in SQL, so the work survives a restart and needs no Redis: a
 :class:`~federation.websub.worker.HubWorker` thread or the rq jobs in :mod:`federation.websub.jobs`
 call :meth:`Hub.run_pending` (intent verification) and :meth:`Hub.deliver_due` (content
 distribution). Rows are claimed for a short while before the HTTP call, so several
-workers can share the tables without sending the same request twice at once.
+workers can share the tables without sending the same request twice at once. Deliveries
+are claimed, sent and recorded a pass at a time: one transaction to claim a batch, the
+POSTs from a small pool of threads (one callback's in order, in one thread), one
+transaction to record the outcomes.
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ import logging
 import random
 import secrets
 import threading
-from collections.abc import Callable, Collection
+import time
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import repeat
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -40,11 +47,13 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    RowMapping,
     String,
     Table,
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     delete,
     exc,
     func,
@@ -68,8 +77,16 @@ MAX_URL_LENGTH = 1000  # topic + callback must fit one PostgreSQL index entry
 # one that takes longer is tried again later. The claim on a row outlasts one such request,
 # and is short, so the rows a killed hub worker held are sent again soon after it restarts.
 CALLBACK_DEADLINE = 8.0
-CLAIM_SECONDS = CALLBACK_DEADLINE + 2
+# A delivery pass starts its POSTs within this long of claiming them; what it could not start
+# by then (its threads held by slow callbacks) it lets go for the next pass, so a claim lasts
+# one window, one callback deadline and the recording, however long the pass's queue.
+SEND_WINDOW = 1.0
+CLAIM_SECONDS = SEND_WINDOW + CALLBACK_DEADLINE + 1
 HUB_PATH = "/websub"  # where an app mounts the blueprint; its feeds name it in rel="hub" links
+DELIVERY_THREADS = 16  # POSTs in flight at once by default (the apps' HUB_DELIVERY_THREADS setting)
+PASS_ROUNDS = 8  # a delivery pass claims this many deliveries per thread (128 with 16 threads)
+# PostgreSQL advisory lock held while a hub claims deliveries (see _claims_in_turn).
+DELIVERY_CLAIM_LOCK_KEY = 0x10CA1C1A1
 
 
 class HubRequestError(ValueError):
@@ -127,6 +144,22 @@ class Retention:
 
     delivered: timedelta = timedelta(hours=1)
     finished: timedelta = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What became of one claimed delivery in a pass; the pass records them all at its end.
+
+    ``result`` is "delivered"; "failed" (tried again later unless out of attempts);
+    "refused" (by the guard: never tried again); "gone" (410: the subscription ends);
+    "expired" (the lease ended first, nothing sent); or "unsent" (an earlier push to the
+    same callback failed this pass, or the pass could not start it in time: a later pass will).
+    """
+
+    delivery: RowMapping
+    result: str
+    status: int | None = None
+    reason: str | None = None
 
 
 # Table() puts itself in metadata.tables before it is fully built, so a second thread
@@ -218,7 +251,8 @@ class Hub:
     ``engine`` returns the SQLAlchemy engine (called when needed, so an app can build it
     lazily); ``hub_url`` is this hub's public URL, or a function of the topic giving it
     (useful when URLs derive from a topic's origin); ``client`` makes the guarded HTTP
-    client used for callbacks; ``now`` is the clock, injectable so tests can move time.
+    client used for callbacks; ``now`` is the clock, injectable so tests can move time;
+    ``delivery_threads`` bounds the POSTs a delivery pass has in flight at once.
     """
 
     def __init__(
@@ -234,7 +268,10 @@ class Hub:
         retry: RetryPolicy | None = None,
         retention: Retention | None = None,
         rng: random.Random | None = None,
+        delivery_threads: int = DELIVERY_THREADS,
     ) -> None:
+        if delivery_threads < 1:
+            raise ValueError(f"A hub needs at least one delivery thread, not {delivery_threads}.")
         self.subscriptions, self.intents, self.deliveries = define_tables(metadata)
         self._engine = engine
         self._topics = topics
@@ -242,11 +279,13 @@ class Hub:
         self._client_factory = client
         self._client: GuardedClient | None = None
         self._client_lock = threading.Lock()
+        self._idle_delivery_clients: list[GuardedClient] = []
         self.now = now
         self.lease = lease or LeasePolicy()
         self.retry = retry or RetryPolicy()
         self.retention = retention or Retention()
         self._rng = rng or random.SystemRandom()
+        self.delivery_threads = delivery_threads
         self._wake_listeners: list[Callable[[], object]] = []
 
     # -- wiring ---------------------------------------------------------------------------
@@ -278,6 +317,26 @@ class Hub:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+            while self._idle_delivery_clients:
+                self._idle_delivery_clients.pop().close()
+
+    @contextmanager
+    def _delivery_client(self) -> Iterator[GuardedClient]:
+        """A client of its own for one delivery thread's turn, kept for the next pass.
+
+        One client shared by the pool's threads would have them queue on the lock of its
+        connection pool; a client each, from the same factory, is as guarded and does not.
+        A pass never has more turns running than threads, so the hub keeps at most that many.
+        """
+        with self._client_lock:
+            client = self._idle_delivery_clients.pop() if self._idle_delivery_clients else None
+        if client is None:
+            client = self._client_factory()
+        try:
+            yield client
+        finally:
+            with self._client_lock:
+                self._idle_delivery_clients.append(client)
 
     # -- subscription requests (§5.1) ---------------------------------------------------
 
@@ -318,10 +377,11 @@ class Hub:
         if mode not in ("subscribe", "unsubscribe"):
             raise HubRequestError(
                 f"hub.mode {mode!r} is not supported here; send 'subscribe' or 'unsubscribe'."
-                if mode else "hub.mode is missing; send 'subscribe' or 'unsubscribe'."
+                if mode
+                else "hub.mode is missing; send 'subscribe' or 'unsubscribe'."
             )
         if not topic:
-            raise HubRequestError("hub.topic is missing; send the feed URL found in its rel=\"self\" link.")
+            raise HubRequestError('hub.topic is missing; send the feed URL found in its rel="self" link.')
         if not callback:
             raise HubRequestError("hub.callback is missing; send the URL the hub should deliver to.")
         _check_callback(callback)
@@ -341,12 +401,21 @@ class Hub:
             lease_seconds = self.lease.grant(_positive_int(form.get("hub.lease_seconds")))
         now = self.now()
         with self._engine().begin() as conn:
-            intent_id = inserted_id(conn.execute(
-                insert(self.intents).values(
-                    mode=mode, topic=topic, callback=callback, secret=secret, lease_seconds=lease_seconds,
-                    requested_at=now, state="pending", attempts=0, next_attempt_at=now,
+            intent_id = inserted_id(
+                conn.execute(
+                    insert(self.intents).values(
+                        mode=mode,
+                        topic=topic,
+                        callback=callback,
+                        secret=secret,
+                        lease_seconds=lease_seconds,
+                        requested_at=now,
+                        state="pending",
+                        attempts=0,
+                        next_attempt_at=now,
+                    )
                 )
-            ))
+            )
             if mode == "subscribe":
                 self._ensure_listed(conn, topic, callback, now)
         self.wake()
@@ -372,10 +441,16 @@ class Hub:
         i = self.intents
         now = self.now()
         with self._engine().connect() as conn:
-            due = conn.execute(
-                select(i).where(i.c.state == "pending", i.c.next_attempt_at <= now, _unclaimed(i, now))
-                .order_by(i.c.next_attempt_at, i.c.id).limit(limit)
-            ).mappings().all()
+            due = (
+                conn.execute(
+                    select(i)
+                    .where(i.c.state == "pending", i.c.next_attempt_at <= now, _unclaimed(i, now))
+                    .order_by(i.c.next_attempt_at, i.c.id)
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
         tried = 0
         for intent in due:
             if self._claim(i, intent["id"], now):
@@ -430,7 +505,8 @@ class Hub:
                 if not conn.execute(update(s).where(where).values(**values)).rowcount:
                     conn.execute(insert(s).values(topic=topic, callback=callback, created_at=now, **values))
             conn.execute(
-                update(i).where(i.c.id == intent["id"])
+                update(i)
+                .where(i.c.id == intent["id"])
                 .values(state="verified", finished_at=now, claimed_until=None, attempts=i.c.attempts + 1)
             )
 
@@ -440,9 +516,14 @@ class Hub:
         topic, callback = intent["topic"], intent["callback"]
         with self._engine().begin() as conn:
             conn.execute(
-                update(i).where(i.c.id == intent["id"]).values(
-                    state="failed", finished_at=self.now(), claimed_until=None,
-                    attempts=i.c.attempts + 1, last_error=reason,
+                update(i)
+                .where(i.c.id == intent["id"])
+                .values(
+                    state="failed",
+                    finished_at=self.now(),
+                    claimed_until=None,
+                    attempts=i.c.attempts + 1,
+                    last_error=reason,
                 )
             )
             same_pair = and_(i.c.topic == topic, i.c.callback == callback)
@@ -462,8 +543,12 @@ class Hub:
         i = self.intents
         with self._engine().begin() as conn:
             conn.execute(
-                update(i).where(i.c.id == intent["id"]).values(
-                    attempts=attempts, claimed_until=None, last_error=reason,
+                update(i)
+                .where(i.c.id == intent["id"])
+                .values(
+                    attempts=attempts,
+                    claimed_until=None,
+                    last_error=reason,
                     next_attempt_at=self.now() + self.retry.delay(attempts, self._rng),
                 )
             )
@@ -478,48 +563,148 @@ class Hub:
         """
         s = self.subscriptions
         now = self.now()
-        subscribers = conn.execute(
-            select(s.c.id).where(s.c.topic == topic, s.c.state == "active", s.c.expires_at > now)
-        ).scalars().all()
+        subscribers = (
+            conn.execute(
+                select(s.c.id).where(s.c.topic == topic, s.c.state == "active", s.c.expires_at > now)
+            )
+            .scalars()
+            .all()
+        )
         if subscribers:
             conn.execute(
                 insert(self.deliveries),
                 [
                     {
-                        "subscription_id": sid, "topic": topic, "body": body, "content_type": content_type,
-                        "created_at": now, "state": "pending", "attempts": 0, "next_attempt_at": now,
+                        "subscription_id": sid,
+                        "topic": topic,
+                        "body": body,
+                        "content_type": content_type,
+                        "created_at": now,
+                        "state": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
                     }
                     for sid in subscribers
                 ],
             )
         return len(subscribers)
 
-    def deliver_due(self, now: datetime | None = None, limit: int = 100) -> int:
-        """POST every due delivery to its callback; returns how many were handled."""
-        d, s = self.deliveries, self.subscriptions
-        now = now or self.now()
-        with self._engine().connect() as conn:
-            due = conn.execute(
-                select(
-                    d.c.id, d.c.topic, d.c.body, d.c.content_type, d.c.attempts,
-                    s.c.id.label("subscription_id"), s.c.callback, s.c.secret, s.c.expires_at,
-                )
-                .join(s, s.c.id == d.c.subscription_id)
-                .where(d.c.state == "pending", d.c.next_attempt_at <= now, _unclaimed(d, now))
-                .order_by(d.c.next_attempt_at, d.c.id).limit(limit)
-            ).mappings().all()
-        handled = 0
-        for delivery in due:
-            if not self._claim(d, delivery["id"], now):
-                continue
-            handled += 1
-            if delivery["expires_at"] <= now:
-                self._finish_delivery(delivery, "expired", "the subscription's lease ended before delivery")
-                continue
-            self._deliver(delivery)
-        return handled
+    def deliver_due(self, now: datetime | None = None, limit: int | None = None) -> int:
+        """POST due deliveries to their callbacks, one pass; returns how many were handled.
 
-    def _deliver(self, delivery: Any) -> None:
+        A pass claims up to ``limit`` due deliveries in one transaction (by default
+        :data:`PASS_ROUNDS` for each of the :attr:`delivery_threads`), sends them from a pool
+        of that many threads and records every outcome in one more transaction: SQLite takes
+        one writer at a time, so two transactions a pass, not two a delivery, is what lets
+        the POSTs overlap. Deliveries to one callback go in one thread, oldest first, so a
+        subscriber never gets two at once nor a later push before an earlier one; a slow
+        callback keeps only its own thread, and what waits behind it past :data:`SEND_WINDOW`
+        goes in the next pass.
+        """
+        now = now or self.now()
+        chains = self._claim_deliveries(now, limit or PASS_ROUNDS * self.delivery_threads)
+        if not chains:
+            return 0
+        start_by = time.monotonic() + SEND_WINDOW
+        if len(chains) == 1:  # no thread to start for a lone subscriber
+            sent = [self._send_chain(chains[0], now, start_by)]
+        else:
+            threads = min(self.delivery_threads, len(chains))
+            # The pool lives for one pass: leaving the block waits for its threads, so none
+            # outlives the pass to keep a stopped worker's process or app alive.
+            with ThreadPoolExecutor(threads, thread_name_prefix="websub-delivery") as pool:
+                sent = list(pool.map(self._send_chain, chains, repeat(now), repeat(start_by)))
+        self._record([outcome for chain in sent for outcome in chain])
+        return sum(map(len, chains))
+
+    def _claim_deliveries(self, now: datetime, limit: int) -> list[list[RowMapping]]:
+        """Claim the oldest due deliveries in one transaction; returns them grouped by callback.
+
+        Callbacks with a delivery claimed already (by this hub or another process on the
+        database) are left out, so one callback's pushes are never sent two at once. The
+        claim is taken in turn (see :func:`_claims_in_turn`) and lasts :data:`CLAIM_SECONDS`,
+        as long as a pass may take; a worker that dies mid-pass lets go when it ends.
+        """
+        d, s = self.deliveries, self.subscriptions
+        in_flight = (
+            select(s.c.callback)
+            .join(d, d.c.subscription_id == s.c.id)
+            .where(d.c.state == "pending", d.c.claimed_until > now)
+        )
+        with self._engine().begin() as conn:
+            _claims_in_turn(conn)
+            due = (
+                conn.execute(
+                    select(
+                        d.c.id,
+                        d.c.topic,
+                        d.c.body,
+                        d.c.content_type,
+                        d.c.attempts,
+                        s.c.id.label("subscription_id"),
+                        s.c.callback,
+                        s.c.secret,
+                        s.c.expires_at,
+                    )
+                    .join(s, s.c.id == d.c.subscription_id)
+                    .where(
+                        d.c.state == "pending",
+                        d.c.next_attempt_at <= now,
+                        _unclaimed(d, now),
+                        s.c.callback.not_in(in_flight),
+                    )
+                    .order_by(d.c.next_attempt_at, d.c.id)
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+            if not due:
+                return []
+            by_callback: dict[str, list[RowMapping]] = {}
+            for delivery in sorted(due, key=lambda row: row["id"]):  # oldest push first
+                by_callback.setdefault(delivery["callback"], []).append(delivery)
+            chains = list(by_callback.values())
+            claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
+            conn.execute(
+                update(d).where(d.c.id.in_([row["id"] for row in due])).values(claimed_until=claimed_until)
+            )
+        return chains
+
+    def _send_chain(self, chain: list[RowMapping], now: datetime, start_by: float) -> list[_Outcome]:
+        """Send one callback's claimed deliveries in order, until one fails or ``start_by`` passes.
+
+        What is left is let go unsent for a later pass: after a failure, so that a failing
+        subscriber is not sent its later pushes at once; after ``start_by`` (monotonic), so
+        that nothing is still being sent when the pass's claim ends.
+        """
+        outcomes: list[_Outcome] = []
+        with self._delivery_client() as client:
+            for position, delivery in enumerate(chain):
+                if delivery["expires_at"] <= now:
+                    reason = "the subscription's lease ended before delivery"
+                    outcomes.append(_Outcome(delivery, "expired", reason=reason))
+                    continue
+                if time.monotonic() > start_by:
+                    outcome = _Outcome(delivery, "unsent")
+                else:
+                    try:
+                        outcome = self._send(delivery, client)
+                    except Exception:  # a bug in one send must not lose the outcomes of the others
+                        log.exception(
+                            "WebSub delivery %s to %s failed unexpectedly; tried again when its claim ends",
+                            delivery["id"],
+                            delivery["callback"],
+                        )
+                        return outcomes  # the rest stay claimed until the claim ends, then go again
+                outcomes.append(outcome)
+                if outcome.result != "delivered":
+                    outcomes += [_Outcome(later, "unsent") for later in chain[position + 1 :]]
+                    break
+        return outcomes
+
+    def _send(self, delivery: RowMapping, client: GuardedClient) -> _Outcome:
+        """POST one signed fat ping through the thread's guarded ``client``."""
         topic = delivery["topic"]
         headers = {
             "Content-Type": delivery["content_type"],
@@ -529,71 +714,142 @@ class Hub:
             headers["X-Hub-Signature"] = sign(delivery["secret"], delivery["body"])
         try:
             # Subscribers must not move by redirect (§7): a 3xx is a failure like any other.
-            answer = self.client.post(
-                delivery["callback"], delivery["body"], headers,
-                follow_redirects=False, total_timeout=CALLBACK_DEADLINE,
+            answer = client.post(
+                delivery["callback"],
+                delivery["body"],
+                headers,
+                follow_redirects=False,
+                total_timeout=CALLBACK_DEADLINE,
             )
         except BlockedAddress as refused:
             # The guard will refuse this callback every time: retrying would never succeed.
-            self._delivery_failed(delivery, None, str(refused), final=True)
-            return
+            return _Outcome(delivery, "refused", reason=str(refused))
         except FetchError as error:
-            self._delivery_failed(delivery, None, str(error))
-            return
+            return _Outcome(delivery, "failed", reason=str(error))
         if 200 <= answer.status < 300:
-            self._finish_delivery(delivery, "delivered", None, status=answer.status)
-        elif answer.status == 410:
-            with self._engine().begin() as conn:
-                self._remove(conn, self.subscriptions.c.id == delivery["subscription_id"])
-            log.info("WebSub subscriber %s answered 410 Gone; subscription ended", delivery["callback"])
-        else:
-            self._delivery_failed(delivery, answer.status, f"the callback answered HTTP {answer.status}")
+            return _Outcome(delivery, "delivered", status=answer.status)
+        if answer.status == 410:
+            return _Outcome(delivery, "gone", status=410)
+        return _Outcome(
+            delivery, "failed", status=answer.status, reason=f"the callback answered HTTP {answer.status}"
+        )
 
-    def _finish_delivery(
-        self, delivery: Any, state: str, error: str | None, status: int | None = None
-    ) -> None:
+    def _record(self, outcomes: list[_Outcome]) -> None:
+        """Write a pass's outcomes in one transaction: few statements, each for many rows.
+
+        Failures are retried with backoff unless refused or out of attempts, and the
+        subscription stays (§7); a 410 Gone ends the subscription.
+        """
         d, s = self.deliveries, self.subscriptions
         now = self.now()
+        by_result: dict[str, list[_Outcome]] = {}
+        for outcome in outcomes:
+            by_result.setdefault(outcome.result, []).append(outcome)
+        delivered = by_result.get("delivered", [])
+        failed = by_result.get("failed", []) + by_result.get("refused", [])
+        ended = by_result.get("expired", [])
+        unsent = by_result.get("unsent", [])
+        gone = by_result.get("gone", [])
         with self._engine().begin() as conn:
-            conn.execute(
-                update(d).where(d.c.id == delivery["id"]).values(
-                    state=state, finished_at=now, claimed_until=None, last_error=error,
-                    attempts=d.c.attempts + int(state == "delivered"),
-                )
-            )
-            if state == "delivered":
+            if delivered:
                 conn.execute(
-                    update(s).where(s.c.id == delivery["subscription_id"]).values(
-                        last_delivery_at=now, last_delivery_status=status,
-                        last_delivery_error=None, failures=0,
-                    )
+                    update(d)
+                    .where(d.c.id == bindparam("row"))
+                    .values(
+                        state="delivered",
+                        finished_at=now,
+                        claimed_until=None,
+                        last_error=None,
+                        attempts=d.c.attempts + 1,
+                    ),
+                    [{"row": o.delivery["id"]} for o in delivered],
                 )
+                conn.execute(
+                    update(s)
+                    .where(s.c.id == bindparam("subscription"))
+                    .values(
+                        last_delivery_at=now,
+                        last_delivery_status=bindparam("status"),
+                        last_delivery_error=None,
+                        failures=0,
+                    ),
+                    [{"subscription": o.delivery["subscription_id"], "status": o.status} for o in delivered],
+                )
+            if failed:
+                retries = [self._retry(o, now) for o in failed]
+                conn.execute(
+                    update(d)
+                    .where(d.c.id == bindparam("row"))
+                    .values(
+                        attempts=bindparam("tries"),
+                        claimed_until=None,
+                        last_error=bindparam("reason"),
+                        state=bindparam("outcome"),
+                        finished_at=bindparam("gave_up_at"),
+                        next_attempt_at=bindparam("retry_at"),
+                    ),
+                    retries,
+                )
+                # After the deliveries' own: a callback's chain stops at its failure, so a
+                # subscription's failure comes after any of its deliveries this pass.
+                conn.execute(
+                    update(s)
+                    .where(s.c.id == bindparam("subscription"))
+                    .values(
+                        last_delivery_at=now,
+                        last_delivery_status=bindparam("status"),
+                        last_delivery_error=bindparam("reason"),
+                        failures=s.c.failures + 1,
+                    ),
+                    [
+                        {
+                            "subscription": o.delivery["subscription_id"],
+                            "status": o.status,
+                            "reason": o.reason,
+                        }
+                        for o in failed
+                    ],
+                )
+            if ended:
+                conn.execute(
+                    update(d)
+                    .where(d.c.id == bindparam("row"))
+                    .values(
+                        state="expired",
+                        finished_at=now,
+                        claimed_until=None,
+                        last_error=bindparam("reason"),
+                    ),
+                    [{"row": o.delivery["id"], "reason": o.reason} for o in ended],
+                )
+            if unsent:
+                conn.execute(
+                    update(d).where(d.c.id.in_([o.delivery["id"] for o in unsent])).values(claimed_until=None)
+                )
+            if gone:
+                self._remove(conn, s.c.id.in_([o.delivery["subscription_id"] for o in gone]))
+        for o in gone:
+            log.info("WebSub subscriber %s answered 410 Gone; subscription ended", o.delivery["callback"])
 
-    def _delivery_failed(
-        self, delivery: Any, status: int | None, reason: str, *, final: bool = False
-    ) -> None:
-        """Retry later with backoff, unless ``final`` or out of attempts; the subscription stays (§7)."""
-        d, s = self.deliveries, self.subscriptions
-        attempts = delivery["attempts"] + 1
-        now = self.now()
-        gave_up = final or attempts >= self.retry.max_attempts
-        with self._engine().begin() as conn:
-            conn.execute(
-                update(d).where(d.c.id == delivery["id"]).values(
-                    attempts=attempts, claimed_until=None, last_error=reason,
-                    state="failed" if gave_up else "pending",
-                    finished_at=now if gave_up else None,
-                    next_attempt_at=now + self.retry.delay(attempts, self._rng),
-                )
-            )
-            conn.execute(
-                update(s).where(s.c.id == delivery["subscription_id"]).values(
-                    last_delivery_at=now, last_delivery_status=status, last_delivery_error=reason,
-                    failures=s.c.failures + 1,
-                )
-            )
-        log.info("WebSub delivery %s to %s failed (attempt %d): %s",
-                 delivery["id"], delivery["callback"], attempts, reason)
+    def _retry(self, outcome: _Outcome, now: datetime) -> dict[str, Any]:
+        """The failed delivery's row: tried again after a backoff, or given up."""
+        attempts = outcome.delivery["attempts"] + 1
+        gave_up = outcome.result == "refused" or attempts >= self.retry.max_attempts
+        log.info(
+            "WebSub delivery %s to %s failed (attempt %d): %s",
+            outcome.delivery["id"],
+            outcome.delivery["callback"],
+            attempts,
+            outcome.reason,
+        )
+        return {
+            "row": outcome.delivery["id"],
+            "tries": attempts,
+            "reason": outcome.reason,
+            "outcome": "failed" if gave_up else "pending",
+            "gave_up_at": now if gave_up else None,
+            "retry_at": now + self.retry.delay(attempts, self._rng),
+        }
 
     def prune(self, keep: timedelta | None = None) -> int:
         """Delete finished deliveries and verifications older than ``keep``; returns how many.
@@ -639,7 +895,8 @@ class Hub:
         """Take ``row_id`` for one attempt, unless another worker holds it."""
         with self._engine().begin() as conn:
             taken = conn.execute(
-                update(table).where(table.c.id == row_id, table.c.state == "pending", _unclaimed(table, now))
+                update(table)
+                .where(table.c.id == row_id, table.c.state == "pending", _unclaimed(table, now))
                 .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
             )
             return taken.rowcount == 1
@@ -651,19 +908,34 @@ class Hub:
             rows = conn.execute(select(s).order_by(s.c.topic, s.c.callback)).mappings().all()
             queued: dict[int, int] = dict(
                 conn.execute(
-                    select(d.c.subscription_id, func.count(d.c.id)).where(d.c.state == "pending")
+                    select(d.c.subscription_id, func.count(d.c.id))
+                    .where(d.c.state == "pending")
                     .group_by(d.c.subscription_id)
                 ).all()
             )
         return [
-            {k: v for k, v in row.items() if k != "secret"} | {"queued": queued.get(row["id"], 0),
-                                                                 "signed": bool(row["secret"])}
+            {k: v for k, v in row.items() if k != "secret"}
+            | {"queued": queued.get(row["id"], 0), "signed": bool(row["secret"])}
             for row in rows
         ]
 
 
 def _unclaimed(table: Table, now: datetime) -> Any:
     return or_(table.c.claimed_until.is_(None), table.c.claimed_until <= now)
+
+
+def _claims_in_turn(conn: Connection) -> None:
+    """Make hubs on one database claim deliveries one after another, for the rest of the transaction.
+
+    A claim reads which callbacks have a delivery claimed already, so two claims at once
+    could each send one of a callback's pushes. PostgreSQL: an advisory lock, so the next
+    claim reads the last one committed. SQLite: the write lock, taken before the read
+    (``BEGIN IMMEDIATE``). Either is held for one short transaction.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(DELIVERY_CLAIM_LOCK_KEY)))
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _positive_int(raw: str | None) -> int | None:

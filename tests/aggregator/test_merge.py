@@ -151,3 +151,17 @@ def test_look_alikes_in_one_feed_stay_apart_and_removing_a_source_drops_its_item
     remove_source(app.extensions["engine"], first)
     [item] = live(app).values()
     assert [p["source_id"] for p in item["provenance"]] == [second]
+
+
+def test_a_same_as_bridges_items_placed_earlier_on_the_same_page(make_feed, make_aggregator):
+    """Copies placed earlier on a page follow their item when a later copy shows it is one with another."""
+    feed = make_feed()
+    first, second, listing = (feed.activity_id(slug) for slug in ("walk", "park-walk", "walk-listing"))
+    feed.put(weekly_activity(id=first, name="Morning walk"))
+    feed.put(weekly_activity(id=second, name="Walk in the park"))
+    feed.put(weekly_activity(id=listing, name="Walks", sameAs=[first, second]))
+    app = make_aggregator()
+    harvest(app, follow(app, feed.feed_url))
+
+    [item] = live(app).values()
+    assert sorted(p["item_id"] for p in item["provenance"]) == sorted([first, second, listing])

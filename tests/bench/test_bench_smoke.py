@@ -1,8 +1,10 @@
-"""A tiny run of each benchmark (harvest, query, widget): they run, print their tables, write results.
+"""A tiny run of each benchmark: they run, print their tables, write results.
 
 No timing is asserted (figures belong in docs/performance.md); what is checked is what
-the figures rest on: every item harvested, one request per unchanged source, the
-re-harvest applying exactly the changes, queries answered on both databases.
+the figures rest on: every item harvested (by the floor and OpenActive's client too), one
+request per unchanged source, the re-harvest applying exactly the changes, the validators
+agreeing, two workers harvesting without conflicts, every subscriber getting every edit,
+queries answered on both databases.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench import harvest, query
+from bench import fanout, harvest, query, scaleout, validators
 from bench.network import published, publisher_network, relocated
 from schema import validate_activity
 from tests.conftest import CHROMIUM, need_service
@@ -43,14 +45,16 @@ def test_harvest_benchmark_runs_on_both_databases(redis_url, postgres_url, tmp_p
     tiny = ["--publishers", "2", "--activities", "40", "--naive-items", "20", "--repeat", "1", "--name", "h"]
     document = harvest.main([*tiny, "--results", str(tmp_path)])
     printed = capsys.readouterr().out
-    assert "e2e/bare" in printed and "re-harvest, 1% changed" in printed
+    assert "e2e/floor" in printed and "openactive/floor" in printed and "re-harvest, 1% changed" in printed
     assert (
         orjson.loads((tmp_path / "h.json").read_bytes())["results"]
         == orjson.loads(orjson.dumps(document))["results"]
     )
     assert [r["database"] for r in document["results"]] == ["sqlite", "postgresql"]
+    assert document["openactive_client"]["items"] == 80  # OpenActive's client read every item
     for result in document["results"]:
-        assert result["items"] == 80
+        assert result["items"] == 80  # the floor raises unless it stored every item too
+        assert result["ratio_to_floor"] > 0 and result["floor"]["items_per_second"] > 0
         assert result["ratio_to_bare"] > 0 and result["ratio_to_naive"] > 0
         # Unchanged sources cost one conditional request each, answered 304.
         assert result["reharvest_0%"]["requests"] == 2
@@ -136,3 +140,41 @@ def test_impact_benchmark_counts_while_answering_queries(tmp_path, capsys):
     assert counting["beacons"].get("204", 0) > 0 and counting["events_per_second"] > 0  # every beacon taken
     assert set(counting["beacons"]) == {"204"}
     assert document["p95_ratio"] > 0
+
+
+def test_validators_benchmark_compares_ours_with_fastjsonschema(tmp_path, capsys):
+    tiny = ["--publishers", "1", "--activities", "30", "--rounds", "1", "--wrong-from", "2", "--name", "v"]
+    document = validators.main([*tiny, "--results", str(tmp_path)])
+    assert "fastjsonschema" in capsys.readouterr().out
+    assert document["activities"] == 30 and document["disagreements"] == 0
+    # The fields made wrong gave both valid and invalid documents, and all three agreed on each.
+    assert 0 < document["made_wrong_invalid"] < document["made_wrong"]
+    assert set(document["validators"]) == {"schema.compiled (ours)", "fastjsonschema", "jsonschema"}
+
+
+def test_fastjsonschema_is_given_our_schema_with_2020_12_meaning():
+    """Where a $ref has asserting siblings (draft 7 would ignore them), they still apply."""
+    schema = {"$defs": {"text": {"type": "string"}}, "$ref": "#/$defs/text", "maxLength": 2}
+    check = validators.fastjsonschema_predicate(schema)
+    assert check("ab") and not check("abc") and not check(5)
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_scaleout_benchmark_harvests_with_two_workers_without_conflicts(redis_url, postgres_url, tmp_path):
+    tiny = ["--publishers", "4", "--activities", "20", "--name", "s", "--results", str(tmp_path)]
+    document = scaleout.main(tiny)
+    one, two = document["results"]
+    assert (one["workers"], two["workers"]) == (1, 2)
+    # Every item stored once and merged alike whoever harvested it (the benchmark raises otherwise).
+    assert one["items"] == two["items"] == 80 and one["merged_items"] == two["merged_items"] == 80
+    assert len(two["jobs_by_worker"]) == 2 and sum(two["jobs_by_worker"]) == 4  # both workers took jobs
+    assert document["two_over_one"]["postgresql"] > 0
+
+
+def test_fanout_benchmark_delivers_every_edit_to_every_subscriber(tmp_path, capsys):
+    document = fanout.main(["--subscribers", "20", "--edits", "2", "--name", "f", "--results", str(tmp_path)])
+    assert "last delivery" in capsys.readouterr().out
+    assert document["subscribers"] == 20 and document["edits"] == 2
+    assert document["every_subscriber_got_every_edit_once"]  # checked per subscriber and edit, signed
+    assert 0 < document["edit_to_first_delivery"]["p50"] <= document["edit_to_last_delivery"]["p50"]

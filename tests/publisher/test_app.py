@@ -140,3 +140,8 @@ def test_the_hub_thread_ends_with_its_app(tmp_path):
         if not worker._thread.is_alive():
             break
     assert not worker._thread.is_alive()
+
+
+def test_hub_delivery_threads_sets_the_hubs_pool(make_publisher, tmp_path):
+    app = make_publisher(f"sqlite:///{tmp_path / 'pool.sqlite'}", HUB_WORKER=False, HUB_DELIVERY_THREADS=3)
+    assert app.extensions[hub.HUB_KEY].hub.delivery_threads == 3
