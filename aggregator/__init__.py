@@ -46,7 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
 
-    from aggregator import api, embed, feeds, oruk, sources
+    from aggregator import api, embed, feeds, oruk, shortlist, sources
     from aggregator.auth import bp as auth_bp
 
     app.register_blueprint(auth_bp)
@@ -55,6 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(oruk.bp)
     app.register_blueprint(embed.bp)
+    app.register_blueprint(shortlist.bp)  # a link worker's picks: /embed/shortlist, /embed/link, /s/<code>
     from aggregator import quality
 
     app.register_blueprint(quality.bp)  # quality reports, and "checked by us"

@@ -14,22 +14,24 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, url_for
 from werkzeug.security import safe_join
 
 from aggregator import api, geocode, query
+from aggregator.adapters.mapping import telephone
 from federation.clock import clock
 from federation.feeds.common import page_text, render_each, vocab_label
 from federation.feeds.schemaorg import schema_org_session
 from schema import schedule, vocab
 from schema.price import describe_price
 from schema.text import http_url
+from schema.validation import FORMATS
 
 bp = Blueprint("embed", __name__)
 
@@ -55,6 +57,10 @@ BOOKING_WORDS = {
     "referral": "By referral",
 }
 SPACE_WORDS = {"spaces": "Spaces available", "waiting-list": "Waiting list", "full": "Full"}
+# Nearer than this, "0.0 km · 0 min walk" says less than "at or near this postcode".
+AT_THE_POSTCODE_KM = 0.1
+# First-visit text longer than this is folded under a summary, so the list stays quick to scan.
+FIRST_VISIT_SHOWN_IN_FULL = 200
 
 
 @dataclass
@@ -87,6 +93,12 @@ class Entry:
     vouched_by: list[str] = field(default_factory=list)  # who has checked it ("Merton CVS")
     json_ld: list[dict[str, Any]] = field(default_factory=list)
     id: str = ""  # the activity's id, which the impact counts name (aggregator.impact)
+    audiences: list[str] = field(default_factory=list)  # who it is especially for ("Carers")
+    contact_links: list[Link] = field(default_factory=list)  # name, tel: and mailto: (url "" for text)
+
+    @property
+    def first_visit_is_long(self) -> bool:
+        return len(self.first_visit) > FIRST_VISIT_SHOWN_IN_FULL
 
 
 def is_eventbrite(url: str) -> bool:
@@ -102,6 +114,41 @@ def with_affiliate(url: str, aff: str | None) -> str:
     query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("aff="))
     query = f"{query}&{urlencode({'aff': aff})}" if query else urlencode({"aff": aff})
     return urlunsplit(parts._replace(query=query))
+
+
+def contact_links(contact: Mapping[str, Any]) -> list[Link]:
+    """The contact's name, telephone and email; the number and address as links when well formed."""
+    links = [Link(str(contact["name"]), "")] if contact.get("name") else []
+    number = contact.get("telephone")
+    if number:
+        dialled = telephone(number)  # the contract's pattern
+        links.append(Link(str(number), f"tel:{dialled.replace(' ', '')}" if dialled else ""))
+    email = contact.get("email")
+    if email:
+        # Percent-encoded, so that no "?" or "&" in a stored value can add a subject or a copy.
+        well_formed = isinstance(email, str) and FORMATS["email"](email)
+        links.append(Link(str(email), f"mailto:{quote(email, safe='@')}" if well_formed else ""))
+    return links
+
+
+def source_page(source_id: Any) -> str:
+    """This aggregator's page about a source, for people; "" for a source it no longer knows."""
+    return url_for("sources.source_page", source_id=source_id) if isinstance(source_id, int) else ""
+
+
+def distance_words(item: Mapping[str, Any]) -> str:
+    """How far, as "1.2 km · 16 min walk" ("about" when measured to or from an area's middle).
+
+    Under 100 m it says "at or near this postcode", where "0.0 km · 0 min walk" would puzzle.
+    """
+    if item.get("distance_km") is None:
+        return ""
+    if item["distance_km"] < AT_THE_POSTCODE_KM:
+        return "at or near this postcode"
+    words = f"{'about ' if item.get('distance_approximate') else ''}{item['distance_km']:.1f} km"
+    if item.get("walking_minutes") is not None:
+        words += f" · {item['walking_minutes']} min walk"
+    return words
 
 
 def local(iso: str) -> datetime:
@@ -147,12 +194,6 @@ def present(item: Mapping[str, Any], aff: str | None = None) -> Entry:
                          address.get("postalCode"))
             if part
         )
-    distance = ""
-    if item.get("distance_km") is not None:
-        # Measured to or from the middle of an area: said as an estimate.
-        distance = f"{'about ' if item.get('distance_approximate') else ''}{item['distance_km']:.1f} km"
-        if item.get("walking_minutes") is not None:
-            distance += f" · {item['walking_minutes']} min walk"
 
     capacity = activity.get("capacity") or {}
     space = SPACE_WORDS.get(capacity.get("status", ""), "")
@@ -174,8 +215,9 @@ def present(item: Mapping[str, Any], aff: str | None = None) -> Entry:
     # A date only we filled in (the harvest day) is no check: the note says so instead.
     confirmed = freshness.get("confirmedByOrganiser", True)
     checked_month = f"{date.fromisoformat(verified):%B %Y}" if verified and confirmed else ""
+    # Each source's page for people here, not its feed (which is for machines).
     sources = [
-        Link(source["name"], http_url(source.get("url")) or "")
+        Link(source["name"], source_page(source.get("id")))
         for source in item.get("sources") or []
         if source.get("name")
     ]
@@ -186,7 +228,7 @@ def present(item: Mapping[str, Any], aff: str | None = None) -> Entry:
         when=when,
         next_dates=[f"{long_day(start)}, {hours(start, end)}" for start, end in occurrences],
         place=place,
-        distance=distance,
+        distance=distance_words(item),
         cost=describe_price(activity.get("price") or {}),
         space=space,
         access=[vocab_label("accessibility", a) for a in location.get("accessibility") or []],
@@ -200,7 +242,16 @@ def present(item: Mapping[str, Any], aff: str | None = None) -> Entry:
         sources=sources,
         vouched_by=[str(name) for name in item.get("vouchedBy") or []],
         json_ld=[schema_org_session(activity, start, end) for start, end in occurrences],
+        audiences=[vocab_label("audiences", a) for a in activity.get("audiences") or []],
+        contact_links=contact_links(contact),
     )
+
+
+def count_words(shown: int, total: int, lower_bound: bool = False) -> str:
+    """The count as people say it: "Showing 10 of 38 activities", or "38 activities" when all are shown."""
+    noun = "activity" if total == 1 and not lower_bound else "activities"
+    of = f"more than {total}" if lower_bound else str(total)
+    return f"Showing {shown} of {of} {noun}" if lower_bound or shown < total else f"{total} {noun}"
 
 
 def present_each(items: Iterable[Mapping[str, Any]], aff: str | None, *, where: str) -> list[Entry]:
@@ -274,7 +325,7 @@ def choice_links(endpoint: str, args: Mapping[str, Any], choices: list[dict[str,
 def embed_list() -> Response:
     params = query_params(request.args.to_dict())
     aff = request.args.get("aff")
-    error, entries, next_url, located, choices = "", [], None, "", []
+    error, entries, next_url, located, choices, count = "", [], None, "", [], ""
     try:
         body = run_search(params)
     except SearchFailed as failure:
@@ -283,6 +334,7 @@ def embed_list() -> Response:
     else:
         located = located_label(body)
         entries = present_each(body["items"], aff, where="Embedded list")
+        count = count_words(len(entries), body["total"], body["total_is_lower_bound"])
         if body.get("next_cursor"):
             next_url = url_for(".embed_list", **{**request.args.to_dict(), "cursor": body["next_cursor"]})
     print_query: dict[str, Any] = {k: v for k, v in params.items() if k != "cursor"}  # Any: as url_for's
@@ -292,6 +344,7 @@ def embed_list() -> Response:
         error=error,
         choices=choices,
         located=located,
+        count=count,
         next_url=next_url,
         args=request.args,
         heading=request.args.get("heading") or "What's on nearby",
@@ -302,8 +355,13 @@ def embed_list() -> Response:
 
 
 def all_items(params: Mapping[str, str], located: dict[str, str]) -> Iterable[Mapping[str, Any]]:
-    """Every result, page after page, up to ``PRINT_MAX_ITEMS``; ``located["label"]`` is set on the way."""
+    """Every result, page after page, up to ``limit`` (as the list showed) or ``PRINT_MAX_ITEMS``.
+
+    ``located["label"]`` is set on the way. A ``limit`` the API refuses is refused by its first search.
+    """
     params = {key: value for key, value in params.items() if key != "cursor"}
+    limit = params.get("limit", "").strip()
+    cap = min(int(limit), PRINT_MAX_ITEMS) if limit.isdigit() else PRINT_MAX_ITEMS
     count = 0
     while True:
         body = run_search(params)
@@ -311,7 +369,7 @@ def all_items(params: Mapping[str, str], located: dict[str, str]) -> Iterable[Ma
         for item in body["items"]:
             yield item
             count += 1
-            if count >= PRINT_MAX_ITEMS:
+            if count >= cap:
                 return
         if not body.get("next_cursor"):
             return
@@ -320,6 +378,10 @@ def all_items(params: Mapping[str, str], located: dict[str, str]) -> Iterable[Ma
 
 @bp.get("/embed/print")
 def embed_print() -> Response:
+    if "pick" in request.args:  # a link worker's ticked activities, not a search
+        from aggregator.shortlist import print_picks  # shortlist builds on this module
+
+        return print_picks()
     params = query_params(request.args.to_dict())
     aff = request.args.get("aff")
     error, entries, located = "", [], {"label": ""}
@@ -436,7 +498,9 @@ def widgets_dir() -> Path:
     return Path(current_app.config.get("WIDGETS_DIR") or DEFAULT_WIDGETS_DIR)
 
 
-@cache
+# Keyed by a file and its modification time, so each edit of a widget file adds an entry:
+# a bound keeps a process that outlives many deployments from holding every old one.
+@lru_cache(maxsize=64)
 def _fingerprint(path: str, mtime_ns: int) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 

@@ -198,6 +198,11 @@ _ITEM = {
                     "name": {"type": "string"},
                     "url": {"type": "string", "format": "uri"},
                     "itemId": {"type": "string"},
+                    "id": {
+                        "type": ["integer", "null"],
+                        "description": "This aggregator's number for the source: a person reads about "
+                        "it at `/sources/{id}` (who publishes it, how recently it answered).",
+                    },
                 },
             },
         },
@@ -268,12 +273,24 @@ def document(server_url: str) -> dict[str, Any]:
                 "Item": _ITEM,
                 "Page": {
                     "type": "object",
-                    "required": ["items", "next_cursor", "query"],
+                    "required": ["items", "next_cursor", "total", "total_is_lower_bound", "query"],
                     "properties": {
                         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}},
                         "next_cursor": {
                             "type": ["string", "null"],
                             "description": "Pass as `cursor` for the next page; null on the last page.",
+                        },
+                        "total": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": query.COUNT_CAP,
+                            "description": "How many activities the search finds on all its pages together "
+                            f'("Showing 10 of 38"), counted up to {query.COUNT_CAP}.',
+                        },
+                        "total_is_lower_bound": {
+                            "type": "boolean",
+                            "description": f"True when there are more than {query.COUNT_CAP}: `total` "
+                            f'is then {query.COUNT_CAP} ("more than {query.COUNT_CAP}").',
                         },
                         "query": {
                             "type": "object",

@@ -80,6 +80,13 @@ REFUSAL_REASONS: dict[str, str] = {
     "future-date": "A date in the future",
     "unmapped": "Could not be read as an activity",
 }
+
+
+def refusal_reason(code: str) -> str:
+    """A reason code in words: its name in REFUSAL_REASONS, else the code's own words ("Brand new check")."""
+    return REFUSAL_REASONS.get(code) or code.replace("-", " ").capitalize()
+
+
 # Items listed under each reason on the page; the rest are counted (all are in the source's JSON).
 REFUSED_SHOWN_PER_REASON = 20
 # Items listed as not on the map, or only roughly; the rest are counted.
@@ -249,7 +256,7 @@ def refused_by_reason(
         name = data.get("name") if isinstance(data, dict) else None
         for code, problems in by_code.items():
             group = groups.setdefault(
-                code, {"code": code, "label": REFUSAL_REASONS.get(code, code), "count": 0, "items": []}
+                code, {"code": code, "label": refusal_reason(code), "count": 0, "items": []}
             )
             group["count"] += 1
             if len(group["items"]) < shown_per_reason:
@@ -284,7 +291,10 @@ def report_for(source_id: int) -> dict[str, Any]:
 
 @bp.app_context_processor
 def _template_helpers() -> dict[str, Any]:
-    return {"source_quality": report_for, "QUALITY_CHECKS": CHECKS, "REFUSAL_REASONS": REFUSAL_REASONS}
+    return {"source_quality": report_for, "QUALITY_CHECKS": CHECKS}
+
+
+bp.add_app_template_filter(refusal_reason, "refusal_reason")
 
 
 @bp.get("/sources/<int:source_id>/quality.json")
@@ -308,11 +318,12 @@ def operator_checked(source_id: int):
     if vouching and not name:
         name = current_app.config["AGGREGATOR_NAME"]
     with current_app.extensions["engine"].begin() as conn:
-        if conn.execute(select(sources.c.name).where(sources.c.id == source_id)).scalar() is None:
+        source_name = conn.execute(select(sources.c.name).where(sources.c.id == source_id)).scalar()
+        if source_name is None:
             abort(404)
         set_checked_by(conn, source_id, name if vouching else None)
     if vouching:
-        flash(f"Listings from source {source_id} now say they are checked by {name}.")
+        flash(f"Listings from {source_name} now say they are checked by {name}.")
     else:
-        flash(f"Listings from source {source_id} no longer say anyone here checks them.")
+        flash(f"Listings from {source_name} no longer say anyone here checks them.")
     return redirect(url_for("sources.operator_sources"))

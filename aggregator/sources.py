@@ -52,6 +52,7 @@ from aggregator.settings import job_config
 from aggregator.store import copies, counter, merged, quarantine, sources
 from federation.clock import utcnow
 from federation.db import inserted_id, next_change_numbers
+from schema.validation import field_name
 
 # Discovery lives in aggregator.discovery; these names stay importable from here.
 __all__ = ["Discovered", "DiscoveryError", "add_source", "add_source_later", "bp", "discover"]
@@ -60,6 +61,8 @@ bp = Blueprint("sources", __name__)
 # The operator's and public pages speak in sentences and UK times (aggregator.wording).
 bp.add_app_template_filter(wording.harvest_outcome, "harvest_outcome")
 bp.add_app_template_filter(wording.plain_time, "plain_time")
+bp.add_app_template_filter(wording.source_state, "source_state")
+bp.add_app_template_filter(field_name, "field_name")  # a problem's JSON path as the field's name
 
 # Items verified longer ago than this are counted as stale on the source page.
 STALE_AFTER_DAYS = 90

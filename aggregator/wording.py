@@ -7,7 +7,7 @@ views and tests read them; the pages turn them into "7 Dec 2026, 13:38" (UK time
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 UK = ZoneInfo("Europe/London")
@@ -26,6 +26,22 @@ HARVEST_OUTCOMES = {
 }
 
 
+# What each source state (aggregator.store.sources.c.state) means to an operator or a publisher.
+SOURCE_STATES = {
+    "approved": "Harvesting",
+    "pending": "Waiting for approval",
+    "paused": "Paused",
+    "stopped": "Stopped: its feed has gone",
+    "no-feed": "No feed found",
+    "discovering": "Finding the feed",
+}
+
+
+def source_state(state: str | None) -> str:
+    """A source's ``state`` in words, like "Harvesting" for "approved"."""
+    return SOURCE_STATES.get(state or "", (state or "unknown").replace("-", " ").capitalize())
+
+
 def harvest_outcome(status: str | None) -> str:
     """``status`` as a sentence; "Never harvested" when there has been no harvest."""
     if not status:
@@ -33,10 +49,17 @@ def harvest_outcome(status: str | None) -> str:
     return HARVEST_OUTCOMES.get(status, status.replace("-", " ").capitalize())
 
 
-def plain_time(value: datetime | str | None) -> str:
-    """A stored UTC time (or its ISO text) as UK time, "7 Dec 2026, 13:38"; "never" for none."""
+def plain_time(value: datetime | date | str | None) -> str:
+    """A stored UTC time (or its ISO text) as UK time, "7 Dec 2026, 13:38"; "never" for none.
+
+    A date alone (or its ISO text, like a lastVerified) is the day, "7 Dec 2026".
+    """
     if value is None or value == "":
         return "never"
+    if isinstance(value, str) and len(value) == len("2026-12-07"):
+        value = date.fromisoformat(value)
+    if not isinstance(value, datetime | str):
+        return f"{value.day} {value:%b %Y}"
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     if moment.tzinfo is None:  # stored times are UTC (federation.db.UTCDateTime)
         moment = moment.replace(tzinfo=UTC)

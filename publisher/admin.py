@@ -148,7 +148,11 @@ def edit_activity(slug: str) -> Any:
 
 
 def _activity_form(stored: StoredActivity | None, group: Group | None) -> Any:
-    """Show, preview or save the activity form; ``stored`` is None for a new activity."""
+    """Show, preview or save the activity form; ``stored`` is None for a new activity.
+
+    Every problem is found in one go and shown at once; what is only doubtful (full, yet
+    "just turn up") is saved and then pointed out with what to do.
+    """
     groups = _groups_for_user()
     if request.method == "GET":
         fields = forms.fields_from_activity(stored.live_data) if stored else forms.blank_fields()
@@ -156,38 +160,38 @@ def _activity_form(stored: StoredActivity | None, group: Group | None) -> Any:
         return _render_form(stored, fields, [], groups, chosen)
 
     fields = forms.read_form(request.form)
-    problems: list[Problem] = []
+    now = clock(current_app)()
+    read_problems: list[Problem] = []
     if group is None:
         chosen = request.form.get("group", type=int) or (groups[0].id if len(groups) == 1 else None)
         group = next((g for g in groups if g.id == chosen), None)
         if group is None:
-            problems.append(Problem("$.group", "required", "Choose the group that runs this activity."))
+            read_problems.append(Problem("$.group", "required", "Choose the group that runs this activity."))
     else:
         chosen = group.id
     base = stored.data if stored else None
-    doc, read_problems = forms.activity_from_fields(fields, base)
+    doc, reading = forms.activity_from_fields(fields, base, today=editing.today(now))
     slug = stored.slug if stored else None
-    if group is None or read_problems or "preview" in request.form:
-        # Without a chosen group the rest is still checked (as any group), so every problem shows at once.
-        checked_as = group or next(iter(groups), None)
-        preview = None
-        if checked_as is not None:
-            prepared = editing.prepare_activity(
-                checked_as, doc, slug, base_url=public_url(), existing=stored, now=clock(current_app)()
-            )
-            problems += forms.merge_problems(read_problems, validate_activity(prepared))
-            preview = None if problems else prepared
-        return _render_form(stored, fields, problems, groups, chosen, preview)
+    # Without a chosen group the rest is still checked (as any group), so every problem shows at once.
+    checked_as = group or next(iter(groups), None)
+    prepared, checked = doc, []
+    if checked_as is not None:
+        prepared = editing.prepare_activity(
+            checked_as, doc, slug, base_url=public_url(), existing=stored, now=now
+        )
+        checked = validate_activity(prepared)
+    problems = forms.form_problems(fields, prepared, [*read_problems, *reading], checked)
+    if problems or group is None or "preview" in request.form:
+        return _render_form(stored, fields, problems, groups, chosen, None if problems else prepared)
 
-    result = editing.save_activity(
-        get_store(), group, doc, slug, base_url=public_url(), now=clock(current_app)()
-    )
+    result = editing.save_activity(get_store(), group, doc, slug, base_url=public_url(), now=now)
     if result.problems:
-        return _render_form(stored, fields, forms.merge_problems([], result.problems), groups, chosen)
+        problems = forms.form_problems(fields, result.activity, [], result.problems)
+        return _render_form(stored, fields, problems, groups, chosen)
     flash(f"Saved “{result.activity['name']}”. It is in your public feed now.", "success")
-    warning = _placer().warning(result.activity)
-    if warning:
-        flash(warning, "warning")
+    for warning in [*editing.contradictions(result.activity), _placer().warning(result.activity)]:
+        if warning:
+            flash(warning, "warning")
     return redirect(url_for("admin.activities"))
 
 
@@ -210,11 +214,8 @@ def _render_form(
     chosen: int | None,
     preview: dict[str, Any] | None = None,
 ) -> tuple[str, int]:
-    errors = forms.problems_by_field(p for p in problems if p.path != "$.group")
-    group_errors = [p.message for p in problems if p.path == "$.group"]
-    if group_errors:
-        errors["group"] = group_errors
-    summary = [(forms.field_for(p) or ("group" if p.path == "$.group" else ""), p.message) for p in problems]
+    errors = forms.problems_by_field(problems)
+    summary = [(forms.field_for(problem) or "", problem.message) for problem in problems]
     reminder_link = None
     if stored is not None:
         token = editing.confirmation_token(current_app.config["SECRET_KEY"], stored.slug)
@@ -226,8 +227,11 @@ def _render_form(
         errors=errors,
         summary=summary,
         groups=groups,
+        groups_by_id={group.id: group.name for group in groups},
         chosen=chosen,
         preview=preview,
+        warnings=editing.contradictions(preview) if preview else [],
+        more_open=any(name in errors for name in forms.MORE_FIELDS),
         reminder_link=reminder_link,
         further_times={
             str(position): f"Remove “{describe(entry)}”"
@@ -433,6 +437,12 @@ def import_template() -> Response:
     return response
 
 
+@bp.get("/import/values")
+def import_values() -> str:
+    """The values the columns of the spreadsheet take from a list, in words, on a page anyone can read."""
+    return render_template("admin/import_values.html", lists=importer.allowed_values())
+
+
 @bp.route("/import", methods=["GET", "POST"])
 @login_required
 def import_activities() -> Any:
@@ -471,4 +481,5 @@ def import_activities() -> Any:
             source.seek(0)
             csv_text = importer.decode(source.read())
     status = 200 if report.ok else 422
-    return render_template("admin/import.html", report=report, csv_text=csv_text), status
+    anchors = {values.column: values.anchor for values in importer.allowed_values()}
+    return render_template("admin/import.html", report=report, csv_text=csv_text, anchors=anchors), status

@@ -9,6 +9,7 @@ place is what makes "the feed only ever carries valid activities" true.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -163,6 +164,39 @@ def save_activity(
             continue
         return SaveResult(new_slug, prepared, [], stored.change_number)
     raise Conflict(f"Could not find a free address for {base!r} after {_SLUG_ATTEMPTS} tries; try again.")
+
+
+def contradictions(activity: Mapping[str, Any]) -> list[str]:
+    """What in ``activity`` contradicts itself or leaves people stuck, each with what to do about it.
+
+    Warnings, not problems: the activity is saved all the same, since the organiser knows best
+    (a full group may still welcome newcomers), but someone signposted to it would be let down.
+    """
+    name = activity.get("name") or "This activity"
+    found = []
+    space = (activity.get("capacity") or {}).get("status")
+    if space in ("full", "waiting-list") and (activity.get("booking") or {}).get("method") == "drop-in":
+        said = "full, with a waiting list" if space == "waiting-list" else "full"
+        found.append(
+            f"“{name}” says it is {said}, and also that people can just turn up, so people may come "
+            "and be turned away. Change “How do people join?” to “Get in touch first” or “Book ahead”, "
+            "or, if there is room again, change “Is there space?” (under “More about this activity”)."
+        )
+    contact = activity.get("contact") or {}
+    organizer = activity.get("organizer") or {}
+    ways_in = [
+        contact.get("email"),
+        contact.get("telephone"),
+        (activity.get("booking") or {}).get("url"),
+        *(organizer.get(key) for key in ("email", "telephone", "url") if isinstance(organizer, dict)),
+    ]
+    if not any(ways_in):
+        found.append(
+            f"“{name}” gives no way to ask about it or book: no contact email or telephone, no booking "
+            "link, and the group has none on file either. Add a contact email or telephone so people "
+            "can check before they come."
+        )
+    return found
 
 
 def _unstorable(prepared: dict[str, Any]) -> list[Problem]:

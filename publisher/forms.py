@@ -23,7 +23,9 @@ from zoneinfo import ZoneInfo
 from werkzeug.datastructures import MultiDict
 
 from federation.clock import utcnow
+from publisher.editing import today as uk_today
 from schema import Problem, normalise_postcode, vocab
+from schema.price import donation_of, pay_what_you_can
 from schema.schedule import DEFAULT_TIMEZONE, WEEKDAYS
 
 Fields = dict[str, Any]
@@ -82,7 +84,10 @@ _SPACE_WORDS = [
     ("unknown", ("unknown", "not sure", "don't know")),
 ]
 
-COST = {"free": "Free", "paid": "There is a charge"}
+COST = {"free": "Free", "donation": "Pay what you can (a donation)", "paid": "There is a charge"}
+# Repeating patterns an ongoing group can give without a first date: it is listed from today.
+# Every other week cannot: which weeks it meets is counted from a date of one of its sessions.
+_NO_DATE_NEEDED = ("weekly", *_MONTH_WEEKS)
 
 VOCAB_FIELDS = {"categories": "categories", "audiences": "audiences", "accessibility": "accessibility"}
 # ``remove_times`` holds the positions (1, 2...) of further schedule entries ticked for removal:
@@ -94,9 +99,23 @@ TEXT_FIELDS = (
     "contact_name", "contact_email", "contact_phone", "first_visit", "space",
 )  # fmt: skip
 
+# The form's fields from top to bottom (admin/activity_form.html): the essentials on a phone's
+# first screens, then those under "More about this activity". Problems are listed in this order.
+ESSENTIAL_FIELDS = (
+    "group", "name", "categories", "description", "venue", "street", "town", "postcode", "frequency",
+    "days", "start_time", "end_time", "first_date", "remove_times", "cost", "amount", "booking",
+    "booking_link", "contact_email", "contact_phone",
+)  # fmt: skip
+MORE_FIELDS = (
+    "audiences", "accessibility", "last_date", "dates_off", "cost_notes", "space", "first_visit",
+    "contact_name",
+)  # fmt: skip
+_FORM_ORDER = {name: position for position, name in enumerate((*ESSENTIAL_FIELDS, *MORE_FIELDS))}
+
 # Where a problem at a JSON path is shown: the first matching prefix wins. A path with
 # indexes is matched with them stripped (``$.schedule[0].startTime`` → ``$.schedule.startTime``).
 _FIELD_FOR_PATH = [
+    ("$.group", "group"),  # not the activity's: the form's choice of the group that runs it
     ("$.name", "name"),
     ("$.description", "description"),
     ("$.categories", "categories"),
@@ -148,6 +167,25 @@ _FORM_WORDING = {
     ("categories", "required"): "Choose at least one kind of activity.",
 }
 
+# A field the form needs filled → where the contract wants what it holds: its problem is filed there.
+_REQUIRED_AT = {
+    "name": "$.name",
+    "categories": "$.categories",
+    "venue": "$.location.name",
+    "street": "$.location.address.streetAddress",
+    "town": "$.location.address.addressLocality",
+    "postcode": "$.location.address.postalCode",
+    "frequency": "$.schedule",
+    "days": "$.schedule[0].byDay",
+    "start_time": "$.schedule[0].startTime",
+    "end_time": "$.schedule[0].endTime",
+    "first_date": "$.schedule[0].startDate",
+    "cost": "$.price",
+    "amount": "$.price.amount",
+    "booking": "$.booking.method",
+}
+_FORTNIGHTLY_DATE = "For every other week, enter the date of one session, so we know which weeks it meets."
+
 
 def field_for(problem: Problem) -> str | None:
     """The form field where ``problem`` belongs, or None if the form has no such field."""
@@ -174,6 +212,53 @@ def merge_problems(read: Iterable[Problem], checked: Iterable[Problem]) -> list[
     return list(found.values())
 
 
+def missing_fields(fields: Mapping[str, Any], doc: Mapping[str, Any]) -> list[Problem]:
+    """A problem for each field the activity ``doc`` needs that was left empty, every one at once.
+
+    The contract's validator says "location is missing" once for four empty address fields, so
+    filling in the name of the place alone would bring the next three; this names each field.
+    """
+    frequency = fields.get("frequency", "")
+    needed = ["name", "categories", "frequency", "start_time", "end_time", "cost", "booking"]
+    if doc.get("attendanceMode") != "online":
+        needed += ["venue", "street", "town", "postcode"]
+    if frequency != "once" and not fields.get("first_date"):
+        needed.append("days")  # a first date says the day
+    if frequency not in _NO_DATE_NEEDED:
+        needed.append("first_date")
+    if fields.get("cost") == "paid" and not fields.get("cost_notes"):
+        needed.append("amount")
+    problems = []
+    for name in sorted(needed, key=_FORM_ORDER.__getitem__):
+        if not fields.get(name):
+            fortnightly_date = (name, frequency) == ("first_date", "fortnightly")
+            message = _FORTNIGHTLY_DATE if fortnightly_date else _FORM_WORDING[(name, "required")]
+            problems.append(Problem(_REQUIRED_AT[name], "required", message))
+    return problems
+
+
+def form_problems(
+    fields: Mapping[str, Any], doc: Mapping[str, Any], read: Iterable[Problem], checked: Iterable[Problem]
+) -> list[Problem]:
+    """Every problem the form shows at once, in the form's order of fields.
+
+    What could not be read comes first, then each field left empty (:func:`missing_fields`),
+    then the validator's findings ``checked`` for fields not already named, so one submission
+    brings every problem and no field is told twice that it is empty.
+    """
+    read = list(read)
+    named = {field_for(problem) for problem in read}
+    missing = [problem for problem in missing_fields(fields, doc) if field_for(problem) not in named]
+    named |= {field_for(problem) for problem in missing}
+    others = [problem for problem in checked if field_for(problem) is None or field_for(problem) not in named]
+    return in_form_order(merge_problems([*read, *missing], others))
+
+
+def in_form_order(problems: Iterable[Problem]) -> list[Problem]:
+    """``problems`` in the order of the fields they belong to; those with no field last."""
+    return sorted(problems, key=lambda problem: _FORM_ORDER.get(field_for(problem) or "", len(_FORM_ORDER)))
+
+
 def problems_by_field(problems: Iterable[Problem]) -> dict[str, list[str]]:
     """Messages grouped by the form field they belong to; ``""`` holds those with no field."""
     grouped: dict[str, list[str]] = {}
@@ -192,10 +277,14 @@ def read_form(form: MultiDict[str, str]) -> Fields:
 
 
 def blank_fields() -> Fields:
-    """The fields of a new activity: everything empty, a weekly, free, just-turn-up default."""
+    """The fields of a new activity: everything empty but a weekly pattern.
+
+    Cost and how to join are left unchosen: a choice made for the volunteer ("Just turn up",
+    say) is saved without anyone having thought about it.
+    """
     fields: Fields = dict.fromkeys(TEXT_FIELDS, "")
     fields.update({name: [] for name in LIST_FIELDS})
-    fields.update(frequency="weekly", cost="free", booking="drop-in")
+    fields.update(frequency="weekly")
     return fields
 
 
@@ -205,6 +294,7 @@ def fields_from_activity(activity: Mapping[str, Any]) -> Fields:
     location = activity.get("location") or {}
     address = location.get("address") or {}
     price = activity.get("price") or {}
+    donation, suggested = donation_of(price)
     contact = activity.get("contact") or {}
     fields.update(
         name=activity.get("name", ""),
@@ -216,9 +306,9 @@ def fields_from_activity(activity: Mapping[str, Any]) -> Fields:
         street=address.get("streetAddress", ""),
         town=address.get("addressLocality", ""),
         postcode=address.get("postalCode", ""),
-        cost="free" if price.get("isFree") else "paid",
-        amount=f"{price['amount']:.2f}" if "amount" in price else "",
-        cost_notes=price.get("notes", ""),
+        cost="free" if price.get("isFree") else "donation" if donation else "paid",
+        amount=f"{price['amount']:.2f}" if "amount" in price else f"{suggested:.2f}" if suggested else "",
+        cost_notes="" if donation else price.get("notes", ""),
         booking=(activity.get("booking") or {}).get("method", ""),
         booking_link=(activity.get("booking") or {}).get("url", ""),
         contact_name=contact.get("name", ""),
@@ -266,7 +356,7 @@ def further_times(activity: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]
 
 
 def activity_from_fields(
-    fields: Mapping[str, Any], base: Mapping[str, Any] | None = None
+    fields: Mapping[str, Any], base: Mapping[str, Any] | None = None, *, today: date | None = None
 ) -> tuple[dict[str, Any], list[Problem]]:
     """The activity the fields describe, and the problems met reading them.
 
@@ -274,14 +364,16 @@ def activity_from_fields(
     position, languages, status, further schedule patterns...) is kept from it. The
     publisher's own fields (``id``, ``dateModified``) are left to ``editing``. Saving
     the form counts as the organiser checking the details, so ``lastVerified`` is today.
+    ``today`` (the UK date now, by default) is when a weekly or monthly group given no
+    first date is listed from: the contract needs a start, and an ongoing group has one.
     """
     reader = _Reader()
     doc: dict[str, Any] = dict(base or {})
     doc.pop("lastVerified", None)  # saving the form counts as checking it; editing sets today
     _set(doc, "name", fields.get("name", ""))
     _set(doc, "description", fields.get("description", ""))
-    doc["categories"] = _vocab_ids("categories", fields.get("categories", []))
-    _set(doc, "audiences", _vocab_ids("audiences", fields.get("audiences", [])))
+    doc["categories"] = vocab_ids("categories", fields.get("categories", []))
+    _set(doc, "audiences", vocab_ids("audiences", fields.get("audiences", [])))
     _set(doc, "firstVisit", fields.get("first_visit", ""))
     _set(doc, "location", _location(fields, (base or {}).get("location") or {}))
 
@@ -301,7 +393,8 @@ def activity_from_fields(
         doc["type"] = "SessionSeries"
         removed = set(fields.get("remove_times", []))
         others = [entry for position, entry in further_times(base or {}) if str(position) not in removed]
-        doc["schedule"] = [_schedule_entry(reader, frequency, fields, (base or {}).get("schedule")), *others]
+        first = _schedule_entry(reader, frequency, fields, (base or {}).get("schedule"), today or uk_today())
+        doc["schedule"] = [first, *others]
 
     _set(doc, "price", _price(reader, fields))
     booking = {"method": _choice(_BOOKING_WORDS, BOOKING, fields.get("booking", ""))}
@@ -335,7 +428,7 @@ def _location(fields: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, A
     location: dict[str, Any] = {key: value for key, value in base.items() if key == "geo"}
     _set(location, "name", fields.get("venue", ""))
     _set(location, "address", {key: value for key, value in address.items() if value})
-    _set(location, "accessibility", _vocab_ids("accessibility", fields.get("accessibility", [])))
+    _set(location, "accessibility", vocab_ids("accessibility", fields.get("accessibility", [])))
     if list(location) == ["geo"]:
         return {}
     if location.get("geo") and (base.get("address") or {}).get("postalCode") != address["postalCode"]:
@@ -344,7 +437,7 @@ def _location(fields: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, A
 
 
 def _schedule_entry(
-    reader: _Reader, frequency: str, fields: Mapping[str, Any], base_schedule: list[Any] | None
+    reader: _Reader, frequency: str, fields: Mapping[str, Any], base_schedule: list[Any] | None, today: date
 ) -> dict[str, Any]:
     base_entry = (base_schedule or [{}])[0]
     entry: dict[str, Any] = {}
@@ -357,6 +450,11 @@ def _schedule_entry(
     days = [reader.day(text, f"$.schedule[0].byDay[{index}]") for index, text in enumerate(typed_days)]
     if not days and isinstance(first, date):
         days = [WEEKDAYS[first.weekday()]]  # "every week from Tuesday 6 January" says the day
+    if first == "" and frequency in _NO_DATE_NEEDED:
+        # An ongoing group: listed from the start it already has (so saving the same again changes
+        # nothing), else from today. Not its day, which only a typed date says.
+        earlier = base_entry.get("startDate")
+        first = earlier if isinstance(earlier, str) and earlier and earlier <= today.isoformat() else today
     _set(entry, "byDay", days)
     _set(entry, "startTime", reader.time(fields.get("start_time", ""), "$.schedule[0].startTime"))
     _set(entry, "endTime", reader.time(fields.get("end_time", ""), "$.schedule[0].endTime"))
@@ -380,6 +478,8 @@ def _price(reader: _Reader, fields: Mapping[str, Any]) -> dict[str, Any]:
         return {}  # not said: the validator asks whether it is free
     if cost == "free":
         price: dict[str, Any] = {"isFree": True}
+    elif cost == "donation":
+        return _donation(reader, amount_text, notes)
     elif not amount_text and notes:
         price = {"isFree": False}  # no one amount ("pay what you can"): the notes say how it works
     else:
@@ -387,6 +487,22 @@ def _price(reader: _Reader, fields: Mapping[str, Any]) -> dict[str, Any]:
         _set(price, "amount", reader.amount(amount_text))
     _set(price, "notes", notes)
     return price
+
+
+def _donation(reader: _Reader, suggested_text: str, notes: str) -> dict[str, Any]:
+    """Pay what you can, with the suggested donation typed in the amount field if any."""
+    if notes:
+        reader.problem(
+            "$.price.notes",
+            "donation-notes",
+            "Leave “About the cost” empty with “Pay what you can”: the listing says pay what you can, and "
+            "the suggested donation if you give one. Or choose “There is a charge” to describe it yourself.",
+        )
+    suggested = reader.amount(suggested_text)
+    if isinstance(suggested, float) and not 0 <= suggested <= 10_000:
+        message = "Enter a suggested donation in pounds, like 3.00, or leave it empty."
+        reader.problem("$.price.amount", "bad-amount", message)
+    return pay_what_you_can(suggested if isinstance(suggested, float) and suggested > 0 else None)
 
 
 def _capacity(status_text: str, base: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -409,8 +525,11 @@ def _choice(words: list[tuple[str, tuple[str, ...]]], known: Mapping[str, str], 
     return next((key for key, phrases in words if any(p in lowered for p in phrases)), text.strip())
 
 
-def _vocab_ids(kind: str, values: Iterable[str]) -> list[str]:
-    """Vocabulary ids from ids or English labels; anything else is kept for the validator to name."""
+def vocab_ids(kind: str, values: Iterable[str]) -> list[str]:
+    """Vocabulary ids from ids or English labels; anything else is kept for the validator to name.
+
+    The CSV import checks its cells with this too, so a sheet and the form read a value alike.
+    """
     entries = getattr(vocab, kind)()
     by_label = {entry["label"].lower(): key for key, entry in entries.items()}
     ids: list[str] = []

@@ -2,7 +2,9 @@
 
 The columns have the names people see in the editors' form ("Activity name", "How
 often", "Cost"...), and each cell is read exactly as the form reads what is typed
-(``publisher.forms``), so a spreadsheet and the form accept the same things. Every row
+(``publisher.forms``), so a spreadsheet and the form accept the same things: the form's labels
+("Gardening and nature", "Pay what you can"), which the problems name too, and which the page
+of allowed values (:func:`allowed_values`) lists for the columns that take a list. Every row
 is checked first; the report gives each problem by line number and column name, as a
 spreadsheet shows them. Nothing is written in a dry run, nor when any row has a
 problem, unless the caller asks to import only the good rows. Rows are written through
@@ -30,16 +32,19 @@ import contextlib
 import csv
 import difflib
 import io
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import IO, Any
 
 from federation.clock import utcnow
 from federation.config import load_config
 from publisher import editing, forms
 from publisher.store import Group, Store, StoredActivity
-from schema import validate_activity
+from schema import Problem, validate_activity, vocab
+from schema.price import PAY_WHAT_YOU_CAN
 
 GROUP_COLUMN = "Group"
 COST_COLUMN = "Cost"
@@ -75,6 +80,15 @@ COLUMNS: dict[str, str] = {
 COLUMN_FOR_FIELD = {name: column for column, name in COLUMNS.items()} | {"cost": COST_COLUMN}
 WHOLE_ROW = "(whole row)"
 _FREE_WORDS = {"free", "0", "0.00", "£0", "£0.00", "no charge", "nothing"}
+# A cost cell asking for a donation: "Pay what you can", "donation", "suggested donation £2.50"...
+_DONATION_WORDS = re.compile(r"pay what you|donation|pwyc", re.IGNORECASE)
+_POUNDS = re.compile(r"(\d+(?:\.\d+)?)")
+# The columns whose cells take English labels from a vocabulary (or the ids behind them).
+VOCAB_COLUMNS = {
+    column: forms.VOCAB_FIELDS[name] for column, name in COLUMNS.items() if name in forms.VOCAB_FIELDS
+}
+_VOCAB_NOUNS = {"categories": "categories", "audiences": "audiences", "accessibility": "access features"}
+_VOCAB_CODES = {"unknown-category", "unknown-accessibility", "unknown-audience"}
 
 # The budgets an operator may change: checking a row costs about a third of a millisecond,
 # so 5,000 rows is a dry run of a few seconds, and 10 MB holds 5,000 rows of long descriptions.
@@ -296,6 +310,69 @@ def _counts(rows: Sequence[RowResult]) -> str:
     actions = [row.action for row in rows]
     counts = [f"{actions.count(a)} {a}" for a in ("new", "updated", "unchanged") if a in actions]
     return ", ".join(counts) or "none"
+
+
+@dataclass(frozen=True)
+class AllowedValues:
+    """What one column takes from a list, as the page of allowed values shows it."""
+
+    column: str
+    how: str  # how to write the values in a cell
+    values: tuple[tuple[str, str], ...]  # (what to write, what it means or other ways to write it)
+
+    @property
+    def explained(self) -> bool:
+        """Whether any value has words on what it means (a list of terms), or all speak for themselves."""
+        return any(meaning for _value, meaning in self.values)
+
+    @property
+    def anchor(self) -> str:
+        """The id of the column's part of the page, like "who-it-is-for"."""
+        return "-".join(self.column.lower().split())
+
+
+@cache
+def allowed_values() -> tuple[AllowedValues, ...]:
+    """Each column that takes values from a list, in the template's order, with the values in words.
+
+    The words are the labels the editors' form shows; a cell may also hold the ids behind them.
+    """
+    several = "One or more, separated by semicolons. Capital letters do not matter."
+    one = "One of these. Capital letters do not matter."
+    lists = {
+        column: AllowedValues(
+            column,
+            several,
+            tuple((entry["label"], entry["description"]) for entry in getattr(vocab, kind)().values()),
+        )
+        for column, kind in VOCAB_COLUMNS.items()
+    }
+    lists["How often"] = AllowedValues(
+        "How often",
+        f"{one} Words like “First Tuesday of the month” or “Fortnightly” are read too.",
+        tuple((label, "") for label in forms.FREQUENCIES.values()),
+    )
+    lists["Day"] = AllowedValues(
+        "Day",
+        f"{several} Short forms like Tue are read too.",
+        tuple((day, "") for day in forms.DAYS.values()),
+    )
+    lists[COST_COLUMN] = AllowedValues(
+        COST_COLUMN,
+        one,
+        (
+            ("Free", "Also: 0, or no charge."),
+            ("3.50", "An amount in pounds; £3.50 is read too."),
+            (PAY_WHAT_YOU_CAN, "People give what they can; “donation” is read too."),
+            (
+                f"{PAY_WHAT_YOU_CAN} (suggested £3)",
+                "With a suggested donation; “suggested donation £2.50” is read too.",
+            ),
+        ),
+    )
+    lists["Booking"] = AllowedValues("Booking", one, tuple((label, "") for label in forms.BOOKING.values()))
+    lists["Space"] = AllowedValues("Space", one, tuple((label, "") for label in forms.SPACE.values()))
+    return tuple(lists[column] for column in COLUMNS if column in lists)
 
 
 def decode(data: bytes) -> str:
@@ -641,7 +718,8 @@ def _row_cells(
 
 
 def _fields(cells: dict[str, str], stored: StoredActivity | None = None) -> dict[str, Any]:
-    """A row's cells as the form's fields: lists split on ';' or ',', and "Cost" as free or an amount.
+    """A row's cells as the form's fields: lists split on ';' or ',', and "Cost" as free, an amount,
+    or the form's "Pay what you can" with the suggested donation as its amount.
 
     Fields the file has no column for are blank for a new activity, and as stored for one
     the row updates.
@@ -658,11 +736,28 @@ def _fields(cells: dict[str, str], stored: StoredActivity | None = None) -> dict
             fields[name] = cell
     if "amount" in cells:
         amount = fields["amount"]
-        if amount.lower() in _FREE_WORDS:
+        donation, suggested = _donation(amount)
+        if donation:
+            fields.update(cost="donation", amount=suggested)
+            if "cost_notes" not in cells:
+                fields["cost_notes"] = ""  # notes stored with an old cost: the donation replaces them
+        elif amount.lower() in _FREE_WORDS:
             fields.update(cost="free", amount="")
         else:
             fields["cost"] = "paid" if amount else ""
     return fields
+
+
+def _donation(cost: str) -> tuple[bool, str]:
+    """Whether a Cost cell asks for a donation, and the donation it suggests in pounds ("" for none).
+
+    "Pay what you can", "donation", "pay what you can (suggested £3)" and "suggested
+    donation £2.50" are all donations; the first amount in the cell is the suggestion.
+    """
+    if not _DONATION_WORDS.search(cost):
+        return False, ""
+    suggested = _POUNDS.search(cost)
+    return True, suggested.group(1) if suggested else ""
 
 
 def _row_group(name: str, choices: list[Group], only: Group | None, result: RowResult) -> Group | None:
@@ -695,7 +790,8 @@ def _check_row(
 
     For a row that updates ``stored``, also whether it would change anything.
     """
-    doc, read_problems = forms.activity_from_fields(_fields(cells, stored), stored.data if stored else None)
+    fields = _fields(cells, stored)
+    doc, read_problems = forms.activity_from_fields(fields, stored.data if stored else None)
     if group is None:
         # Without a group the organiser is unknown; the rest of the row is still checked.
         group = Group(
@@ -705,7 +801,10 @@ def _check_row(
     slug = stored.slug if stored else None
     prepared = editing.prepare_activity(group, doc, slug, base_url=base_url, existing=stored, now=now)
     problems = forms.merge_problems(read_problems, validate_activity(prepared))
-    result.problems += _row_problems(result.line, problems)
+    found = _row_problems(result.line, _in_the_sheets_words(problems, cells))
+    found += _vocab_problems(result.line, cells, fields)
+    order = list(COLUMNS)
+    result.problems += sorted(found, key=lambda p: order.index(p.column) if p.column in order else len(order))
     if stored is not None and stored.data is not None:
         result.unchanged = _content(prepared) == _content(stored.data)
     return doc
@@ -714,6 +813,57 @@ def _check_row(
 def _content(activity: dict[str, Any]) -> dict[str, Any]:
     """What the activity says, without the dates that saving it moves on."""
     return {key: value for key, value in activity.items() if key not in ("dateModified", "lastVerified")}
+
+
+def _in_the_sheets_words(problems: Sequence[Problem], cells: Mapping[str, str]) -> list[Problem]:
+    """The validator's problems less those that speak of vocabulary ids (:func:`_vocab_problems` says
+    them with labels), and a choice not in its list said with the labels the sheet uses."""
+    choices = {"booking": forms.BOOKING, "space": forms.SPACE}
+    worded: list[Problem] = []
+    for problem in problems:
+        field = forms.field_for(problem) or ""
+        if problem.code in _VOCAB_CODES and field in cells:
+            continue
+        if problem.code == "not-allowed" and field in choices and field in cells:
+            labels = "; ".join(choices[field].values())
+            message = f"'{cells[field].strip()}' is not one we know; use one of: {labels}."
+            problem = Problem(problem.path, problem.code, message)
+        elif problem.code == "bad-amount" and field == "amount":
+            message = (
+                f"'{cells['amount'].strip()}' is not a cost we can read; write Free, an amount like 3.50, "
+                f"or {PAY_WHAT_YOU_CAN}, with a suggested donation if you like: "
+                f"'{PAY_WHAT_YOU_CAN} (suggested £3)'."
+            )
+            problem = Problem(problem.path, problem.code, message)
+        elif problem.code == "donation-notes":
+            message = (
+                f"Cost notes cannot go with {PAY_WHAT_YOU_CAN}: the listing says pay what you can, and the "
+                "suggested donation if there is one. Leave Cost notes empty, and say what the money pays "
+                "for in the Description."
+            )
+            problem = Problem(problem.path, problem.code, message)
+        worded.append(problem)
+    return worded
+
+
+def _vocab_problems(line: int, cells: Mapping[str, str], fields: Mapping[str, Any]) -> list[RowProblem]:
+    """Each value in a vocabulary column that is neither a label nor an id, with the closest label."""
+    problems: list[RowProblem] = []
+    for column, kind in VOCAB_COLUMNS.items():
+        name = COLUMNS[column]
+        if name not in cells:
+            continue
+        known = vocab.ids(kind)
+        labels = {id: vocab.label(kind, id) for id in known}
+        spellings = labels | {label.lower(): label for label in labels.values()}
+        for typed in fields[name]:
+            if forms.vocab_ids(kind, [typed])[0] in known:  # read as the form reads it
+                continue
+            close = difflib.get_close_matches(typed.lower(), list(spellings), n=1)
+            fix = f"did you mean '{spellings[close[0]]}'?" if close else "use one from the list."
+            message = f"'{typed}' is not one of the {_VOCAB_NOUNS[kind]} we know; {fix}"
+            problems.append(RowProblem(line, column, message))
+    return problems
 
 
 def _row_problems(line: int, problems: Sequence[Any]) -> list[RowProblem]:

@@ -902,6 +902,19 @@ def validate_activity(doc: Any) -> list[Problem]:
     return explainer.in_field_order(found.values())
 
 
+def field_name(path: str) -> str:
+    """The field of an activity that a problem's ``path`` points at, in the words its messages use.
+
+    "$.location.address.postalCode" is "Postcode", "$.schedule[0].startTime" is "Start time"
+    and "$" is "The activity": for pages that show a problem to someone who never reads JSON.
+    """
+    parts: list[Any] = []
+    for token in _PATH_TOKEN.finditer(path):
+        name, index, quoted = token.groups()
+        parts.append(int(index) if index is not None else name if name is not None else quoted)
+    return _field_label(parts)
+
+
 def validate_page(doc: Any) -> list[Problem]:
     """Every problem with ``doc`` as an RPDE page; item ``data`` is checked separately."""
     if matches_schema(PAGE_SCHEMA, doc):

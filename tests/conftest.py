@@ -157,3 +157,53 @@ def assert_accessible(page) -> None:
 
     results = Axe().run(page, options={"runOnly": {"type": "tag", "values": AXE_TAGS}})
     assert results.violations_count == 0, results.generate_report()
+
+
+# Screenshots kept as test artefacts (git-ignored; CI keeps the folder): the README's pictures come from here.
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+# A phone held upright (an iPhone 12 to 15's CSS pixels): the size the everyday-use tests are held to.
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def phone(chromium) -> Iterator:
+    """A phone-sized page with JavaScript switched off: the editors' and readers' pages must not need it."""
+    context = chromium.new_context(viewport=PHONE, java_script_enabled=False, locale="en-GB")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def scripted_phone(chromium) -> Iterator:
+    """A phone-sized page with JavaScript on, as most phones have it, and the clipboard allowed;
+    a JavaScript error on it fails the test."""
+    context = chromium.new_context(viewport=PHONE, locale="en-GB")
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def assert_accessible_without_script(chromium, page) -> None:
+    """axe-core on what ``page`` shows, checked in a scripted copy (axe needs JavaScript to run)."""
+    context = chromium.new_context(viewport=PHONE, locale="en-GB")
+    checked = context.new_page()
+    checked.goto(page.url)  # the same address, so the page's stylesheet loads as it did
+    checked.set_content(page.content())
+    try:
+        assert_accessible(checked)
+    finally:
+        context.close()
+
+
+def assert_no_sideways_scroll(page) -> None:
+    """Nothing on ``page`` is wider than its window (WCAG 1.4.10 reflow: phones and 200% zoom)."""
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px at {page.viewport_size}"

@@ -10,12 +10,16 @@
 // --localfeed-muted, --localfeed-background, --localfeed-focus, --localfeed-radius,
 // --localfeed-heading-size; parts: heading, controls, label, status, list, item, name,
 // booking, link, button (and more, retry, widen, print), located ("Showing activities near CR4 (Mitcham)").
+// Each result has a "Pick" box: "Print these" and "Copy a link to these" make a shortlist (aggregator/shortlist.py).
 
 const STRINGS = {
   en: {
     heading: "What's on nearby",
     loading: "Loading activities…",
-    found: (n) => (n === 1 ? "1 activity found" : `${n} activities found`),
+    count: (shown, total, more) => {
+      const of = `${more ? "more than " : ""}${total} ${total === 1 && !more ? "activity" : "activities"}`;
+      return more || shown < total ? `Showing ${shown} of ${of}` : of;
+    },
     empty: "Nothing found — try other filters",
     emptyNear: (km) => `Nothing within ${km} km`,
     widen: (km) => `Try ${km} km`,
@@ -25,6 +29,12 @@ const STRINGS = {
     retry: "Try again",
     more: "Show more",
     print: "Print this list",
+    pick: "Pick",
+    printPicks: "Print these",
+    copyPicks: "Copy a link to these",
+    noPicks: "Tick the activities you want first.",
+    copied: (url) => `Link copied: ${url}`,
+    copyThis: (url) => `Copy this link: ${url}`,
     postcode: "Postcode or town",
     radius: "Distance",
     category: "Activity",
@@ -37,10 +47,14 @@ const STRINGS = {
     next: "next",
     km: (km) => `${km} km`,
     walk: (min) => `${min} min walk`,
+    atPostcode: "at or near this postcode",
     freeCost: "Free",
     space: { spaces: "Spaces available", "waiting-list": "Waiting list", full: "Full" },
     spacesLeft: (n) => `${n} ${n === 1 ? "space" : "spaces"} left`,
     access: "Access",
+    who: "Who it's for",
+    firstVisit: "First visit",
+    firstVisitMore: "What to expect on a first visit",
     booking: {
       eventbrite: "Book on Eventbrite",
       "book-ahead": "Book ahead",
@@ -68,6 +82,13 @@ const LOCALES = { en: "en-GB" };
 const RADII = [1, 2, 5, 10, 20, 50];
 const DEFAULT_RADIUS = 5; // the API's, when no radius is given
 const ZONE = "Europe/London";
+const AT_POSTCODE_KM = 0.1; // nearer than this, "0.0 km · 0 min walk" would puzzle
+const SHOWN_IN_FULL = 200; // longer first-visit text is folded under a summary
+// Only well-formed contacts (the contract's patterns) become links.
+const CONTACT = {
+  "tel:": [/^[+(]?[0-9][0-9 ()-]{5,24}$/, (v) => v.replace(/\s/g, "")],
+  "mailto:": [/^[^@\s<>"]+@[^@\s<>"]+\.[^@\s<>"]+$/, (v) => encodeURIComponent(v).replace("%40", "@")],
+};
 const vocabCache = new Map();
 
 const CSS = `
@@ -93,13 +114,15 @@ a{color:var(--a)}
 :focus-visible{outline:3px solid var(--localfeed-focus,#b35900);outline-offset:2px}
 ul.items{list-style:none;margin:0;padding:0;display:grid;gap:1em}
 :host([layout=cards]) ul.items{grid-template-columns:repeat(auto-fill,minmax(16em,1fr))}
-li.item{border:1px solid #8a8a8a;border-radius:var(--r);padding:1em}
+li.item{border:1px solid #8a8a8a;border-radius:var(--r);padding:1em;overflow-wrap:anywhere}
+summary{cursor:pointer;font-weight:600;padding:.25em 0}
 li.item:focus{outline:3px solid var(--localfeed-focus,#b35900)}
 .meta{color:var(--m)}
 .note{font-weight:600}
 .actions{display:flex;flex-wrap:wrap;gap:.75em;margin-top:1em}
-.status:empty,.located:empty{display:none}
+.status:empty,.located:empty,.picks:empty{display:none}
 .error{border-left:4px solid #b00020;padding-left:.75em}
+.vh{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
 @media print{form,button,a.button{display:none}li.item{break-inside:avoid}}
 `;
 
@@ -178,7 +201,9 @@ class LocalfeedActivities extends HTMLElement {
     this.footerEl = el("div", { className: "actions" });
     this.region = el("section", { "aria-labelledby": "h" }, this.headingEl);
     if (this.hasAttribute("controls")) this.region.append(this.buildControls());
-    this.region.append(this.locatedEl, this.statusEl, this.listEl, this.footerEl);
+    // Where "Print these" and "Copy a link to these" say what they did (or need).
+    this.picksEl = el("p", { className: "picks", "aria-live": "polite", part: "status" });
+    this.region.append(this.locatedEl, this.statusEl, this.listEl, this.footerEl, this.picksEl);
     root.append(el("style", { text: CSS }), this.region);
     addEventListener("pagehide", () => this.send());
     this.headingEl.textContent = this.getAttribute("heading") || t.heading;
@@ -294,14 +319,14 @@ class LocalfeedActivities extends HTMLElement {
     const before = this.listEl.children.length;
     this.listEl.append(...body.items.map((item) => this.renderItem(item)));
     for (const item of body.items) this.count("shown", item.activity.id);
-    const total = this.listEl.children.length;
-    if (total) {
-      this.statusEl.textContent = t.found(total);
+    const shown = this.listEl.children.length;
+    if (shown) {
+      this.statusEl.textContent = t.count(shown, body.total ?? shown, body.total_is_lower_bound);
       this.renderFooter(body.next_cursor);
     } else {
       this.renderEmpty();
     }
-    if (cursor && total > before) {
+    if (cursor && shown > before) {
       // After "Show more", keyboard users carry on from the first new result.
       const first = this.listEl.children[before];
       first.tabIndex = -1;
@@ -354,7 +379,44 @@ class LocalfeedActivities extends HTMLElement {
     if (this.off) print.searchParams.set("counting", "off");
     buttons.push(el("a", { href: print.href, className: "button", part: "button print", text: t.print,
       target: "_blank" }));
+    buttons.push(
+      el("button", { type: "button", part: "button", text: t.printPicks, onclick: () => this.printPicks() }),
+      el("button", { type: "button", className: "secondary", part: "button", text: t.copyPicks,
+        onclick: () => this.copyPicks() }),
+    );
     this.footerEl.replaceChildren(...buttons);
+  }
+
+  /** The ticked activities as `pick=` parameters: the shortlist lives in the address alone. */
+  picks() {
+    const params = new URLSearchParams();
+    for (const box of this.listEl.querySelectorAll("input[name=pick]:checked")) params.append("pick", box.value);
+    if (!params.has("pick")) this.picksEl.textContent = this.t.noPicks;
+    return params;
+  }
+
+  printPicks() {
+    const params = this.picks();
+    if (this.off) params.set("counting", "off");
+    if (params.has("pick")) open(`${this.base}/embed/print?${params}`, "_blank");
+  }
+
+  async copyPicks() {
+    const t = this.t;
+    const params = this.picks();
+    if (!params.has("pick")) return;
+    let url;
+    try {
+      const response = await fetch(`${this.base}/embed/link?${params}`, { headers: { Accept: "application/json" } });
+      const body = await response.json();
+      if (!response.ok) throw new Error(body.error?.message || response.statusText);
+      url = body.url;
+      await navigator.clipboard.writeText(url);
+      this.picksEl.textContent = t.copied(url);
+    } catch (error) {
+      // No clipboard here (or no permission): the link itself, to copy by hand.
+      this.picksEl.textContent = url ? t.copyThis(url) : `${t.error} ${error.message}`;
+    }
   }
 
   fillCategories() {
@@ -422,8 +484,11 @@ class LocalfeedActivities extends HTMLElement {
     fact(`${t.by} ${a.organizer.name}`, "meta");
     fact(this.whenText(a, item.next_occurrences));
     fact(a.attendanceMode === "online" ? t.online : address);
-    if (item.distance_km != null) {
-      const parts = [(item.distance_approximate ? `${t.about} ` : "") + t.km(item.distance_km.toFixed(1))];
+    const km = item.distance_km;
+    if (km != null && km < AT_POSTCODE_KM) {
+      fact(t.atPostcode);
+    } else if (km != null) {
+      const parts = [(item.distance_approximate ? `${t.about} ` : "") + t.km(km.toFixed(1))];
       if (item.walking_minutes != null) parts.push(t.walk(item.walking_minutes));
       fact(parts.join(" · "));
     }
@@ -433,13 +498,25 @@ class LocalfeedActivities extends HTMLElement {
     fact([this.cost(a.price), space].filter(Boolean).join(" · "));
     const access = place?.accessibility || [];
     if (access.length) fact(`${t.access}: ${access.map((id) => this.label("accessibility", id)).join(", ")}`);
+    const who = a.audiences || [];
+    if (who.length) fact(`${t.who}: ${who.map((id) => this.label("audiences", id)).join(", ")}`);
     fact(a.description);
+    const first = a.firstVisit || "";
+    if (first.length > SHOWN_IN_FULL) {
+      facts.push(el("details", {}, el("summary", { text: t.firstVisitMore }), el("p", { text: first })));
+    } else if (first) {
+      fact(`${t.firstVisit}: ${first}`);
+    }
     const c = a.contact || {};
     if (c.telephone || c.email) {
       const line = el("p", { text: `${t.contact}: ${c.name ? `${c.name}, ` : ""}` });
       const ways = [["tel:", c.telephone], ["mailto:", c.email]].filter((way) => way[1]);
-      ways.forEach(([scheme, value], index) => line.append(index ? ", " : "",
-        this.counted(el("a", { href: scheme + value, text: value, part: "link" }), "contact", a.id)));
+      ways.forEach(([scheme, value], index) => {
+        const [pattern, address] = CONTACT[scheme];
+        line.append(index ? ", " : "", pattern.test(value.trim())
+          ? this.counted(el("a", { href: scheme + address(value), text: value, part: "link" }), "contact", a.id)
+          : value);
+      });
       facts.push(line);
     }
     facts.push(this.booking(a.booking || {}, a.id));
@@ -451,17 +528,20 @@ class LocalfeedActivities extends HTMLElement {
     const sources = (item.sources || []).filter((s) => s.name);
     if (sources.length) {
       const line = el("p", { className: "meta", text: `${t.vouched} ` });
+      // Each source's page for people on the aggregator, not its feed (which is for machines).
       sources.forEach((source, index) => {
-        const url = safeUrl(source.url);
         if (index) line.append(", ");
-        line.append(url ? link(url, source.name) : source.name);
+        line.append(Number.isInteger(source.id) ? link(new URL(`${this.base}/sources/${source.id}`), source.name)
+          : source.name);
       });
       facts.push(line);
     }
     // The name opens the activity's own page (its id), where the id is one: counted as "opened".
     const page = safeUrl(a.id);
     const name = page && !page.hash ? this.counted(link(page, a.name), "opened", a.id) : a.name;
-    return el("li", { className: "item", part: "item" }, el("h3", { part: "name" }, name), ...facts);
+    const pick = el("label", { className: "check", part: "label" }, el("input", { type: "checkbox", name: "pick",
+      value: a.id }), t.pick, el("span", { className: "vh", text: ` ${a.name}` }));
+    return el("li", { className: "item", part: "item" }, el("h3", { part: "name" }, name), ...facts, pick);
   }
 
   // As schema.price.describe_price words it: the notes alone where there is no one amount.

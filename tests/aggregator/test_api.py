@@ -12,7 +12,8 @@ from aggregator import query
 from tests.aggregator.conftest import follow, harvest, source_row
 from tests.aggregator.feedserver import FeedServer
 from tests.aggregator.test_geocode import FakePostcodesIo
-from tests.aggregator.test_query import CENTRE, moved, place, verified_days_ago, walk
+from tests.aggregator.test_query import CENTRE, moved, place, put, verified_days_ago, walk
+from tests.factories import event_activity
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -58,7 +59,7 @@ def test_search_detail_cache_headers_and_errors(make_feed, make_aggregator, data
     assert [item["activity"]["name"] for item in body["items"]] == ["anchor", "one-km"]
     assert body["items"][1]["distance_km"] == pytest.approx(1.0, abs=0.01)
     assert body["items"][0]["sources"] == [
-        {"name": feed.feed_url, "url": feed.feed_url, "itemId": anchor["id"]}
+        {"name": feed.feed_url, "url": feed.feed_url, "itemId": anchor["id"], "id": source}
     ]
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert response.headers["Cache-Control"] == "public, max-age=60"
@@ -108,6 +109,51 @@ def test_search_detail_cache_headers_and_errors(make_feed, make_aggregator, data
         }
     }
     assert client.get("/api/activities?category=walkin").get_json()["error"]["parameter"] == "category"
+
+
+def test_total_counts_every_page_of_the_same_search(make_feed, make_aggregator, database_url):
+    """The total ("Showing 2 of 5") is the whole search's, whichever page is asked for."""
+    feed = make_feed(page_size=10)
+    feed.put(published(feed, walk("anchor", CENTRE, location=place("anchor", CENTRE, postcode="CR4 1AA"))))
+    for km in (0.3, 0.6, 0.9):
+        feed.put(published(feed, walk(f"walk-{km}", moved(CENTRE, north_km=km))))
+    feed.put(published(feed, walk("far", moved(CENTRE, north_km=9.0))))
+    feed.put(published(feed, walk("expired", CENTRE, lastVerified=verified_days_ago(400))))
+    lunch = {"startDate": "2026-11-23T12:00:00+00:00", "endDate": "2026-11-23T14:00:00+00:00"}
+    feed.put(published(feed, {**event_activity(name="lunch", location=place("lunch", CENTRE)), **lunch}))
+    clock = Clock(NOW)
+    app = make_aggregator(database_url, CLOCK=clock)
+    harvest(app, follow(app, feed.feed_url))
+    client = app.test_client()
+
+    def totals(url: str) -> tuple[int, bool, str | None]:
+        body = client.get(url).get_json()
+        return body["total"], body["total_is_lower_bound"], body["next_cursor"]
+
+    near = "/api/activities?near=CR4+1AA&radius=2"
+    total, lower_bound, cursor = totals(f"{near}&limit=2")
+    assert (total, lower_bound) == (5, False) and cursor  # anchor, three walks, the lunch; not far or expired
+    assert totals(f"{near}&limit=2&cursor={cursor}")[:2] == (5, False)
+    assert totals(f"{near}&limit=20") == (5, False, None)  # all on one page
+    assert totals("/api/activities?limit=1")[:2] == (6, False)  # everywhere: "far" too
+    assert totals(f"{near}&limit=2&day=we")[:2] == (0, False)
+
+    # A week on, every stored next session has passed: each is worked out again, and the lunch is over.
+    clock.now = NOW + timedelta(days=7)
+    assert totals(f"{near}&limit=2")[:2] == (4, False)
+    assert totals(f"{near}&limit=20")[:2] == (4, False)
+
+
+def test_a_total_past_the_cap_is_said_as_more_than(make_aggregator):
+    app = make_aggregator(CLOCK=Clock(NOW))
+    many = query.COUNT_CAP + 1
+    put(app.extensions["engine"], *(walk(f"walk-{n}", moved(CENTRE, north_km=n / many)) for n in range(many)))
+    body = app.test_client().get("/api/activities?near=51.4,-0.15&radius=2&limit=5").get_json()
+    assert len(body["items"]) == 5
+    assert (body["total"], body["total_is_lower_bound"]) == (query.COUNT_CAP, True)
+    narrower = app.test_client().get("/api/activities?near=51.4,-0.15&radius=0.25&limit=5").get_json()
+    within = len([n for n in range(many) if n / many < 0.25])
+    assert (narrower["total"], narrower["total_is_lower_bound"]) == (within, False)
 
 
 def test_postcodes_from_a_service_and_a_clear_503_when_it_fails(make_aggregator, serve):
@@ -209,9 +255,11 @@ def test_behind_a_proxy_each_visitor_has_their_own_limit(make_aggregator):
     def visit(app, visitor: str, claimed: str | None = None) -> int:
         forwarded = f"{claimed}, {visitor}" if claimed else visitor  # the proxy appends what it saw
         headers = {"X-Forwarded-For": forwarded}
-        return app.test_client().get(
-            "/api/activities", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.2"}
-        ).status_code
+        return (
+            app.test_client()
+            .get("/api/activities", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.2"})
+            .status_code
+        )
 
     behind = make_aggregator(API_RATE_LIMIT="2 per minute", CLOCK=Clock(NOW), TRUSTED_PROXIES=1)
     assert [visit(behind, "203.0.113.5") for _ in range(3)] == [200, 200, 429]

@@ -118,7 +118,7 @@ def test_approving_a_join_request_answers_at_once_then_the_page_shows_the_feed(
     )  # fmt: skip
     page = site.operator.get("/sources/1").text
     assert f'Feed: <a href="{feed.feed_url}">{feed.feed_url}</a> (localfeed)' in page
-    assert "This source is <strong>approved</strong>" in page and "Finding the feed" not in page
+    assert "State: <strong>Harvesting</strong>" in page and "Finding the feed" not in page
     # Approved, so harvesting starts once the feed is known: the walk is shown.
     deadline = time.monotonic() + 20
     while not live(site.app) and time.monotonic() < deadline:
@@ -127,9 +127,7 @@ def test_approving_a_join_request_answers_at_once_then_the_page_shows_the_feed(
     assert site.public.get("/sources.json").json()["sources"][0]["feed_url"] == feed.feed_url
 
 
-def test_a_slow_home_page_without_a_feed_is_reported_with_the_fix_and_nothing_is_harvested(
-    make_site, serve
-):
+def test_a_slow_home_page_without_a_feed_is_reported_with_the_fix_and_nothing_is_harvested(make_site, serve):
     home = SlowSite(feed_url=None)
     home_url = serve(home.app).url + "/"
     site = make_site()

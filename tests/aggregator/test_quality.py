@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime, timedelta
 
+from aggregator.wording import plain_time
 from tests.aggregator.conftest import follow, harvest
+from tests.aggregator.test_refused_items import MACHINE_WORDS, shown_text
 from tests.factories import event_activity, weekly_activity
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -82,12 +85,23 @@ def test_the_quality_report_counts_a_known_data_set(make_feed, make_aggregator, 
         "lastVerified": {"medianAgeDays": 40, "confirmedByOrganiser": 3, "notConfirmed": 1},
     }
 
-    page = client.get(f"/sources/{source_id}").text
+    page = html.unescape(client.get(f"/sources/{source_id}").text)
     assert "Of the 4 accepted items, how many have…" in page
     assert '<th scope="row">first-visit information</th><td>2</td><td>50%</td>' in page
     assert "in the last 40 days (the median age)" in page
-    assert "<code>unknown-category</code>: 1" in page
+    assert "<li>An unknown category: 1</li>" in page and "<li>Something required is missing: 2</li>" in page
     assert "1 carry no date from their organiser" in page
+    # Confirmation dates as people write them.
+    assert f"between {plain_time(verified(100))} and {plain_time(verified(1))}." in page
+    assert plain_time(verified(1)) == "19 Nov 2026"
+    # Refused items by name, or as having none with their id; each problem's field in words.
+    named = '<th scope="row">{}<br><small>' + feed.origin + "/activities/{}</small>"
+    assert named.format("An item with no name", "bad-postcode") in page
+    assert named.format(event_activity()["name"], "bad-price") in page
+    assert "like 'CR4 1AA'. <small>(field: Postcode)</small>" in page
+    assert "<small>(field: Category)</small>" in page
+    shown = shown_text(page).replace(feed.origin, "")
+    assert MACHINE_WORDS.findall(shown) == [] and "<code>" not in page, MACHINE_WORDS.findall(shown)
 
     # The clock moves on: the ages grow with it.
     app.config["CLOCK"] = lambda: NOW + timedelta(days=30)

@@ -179,6 +179,7 @@ def test_near_a_postcode_free_on_tuesdays_in_distance_order(engine):
             "name": "https://pub.example/feed",
             "url": "https://pub.example/feed",
             "itemId": "https://pub.example/activities/near",
+            "id": None,
         }
     ]
     assert body["next_cursor"] is None

@@ -7,6 +7,7 @@ with reason codes of the contract, of the aggregator's own checks, and one no li
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 import pytest
@@ -24,6 +25,19 @@ FUTURE = "dateModified 2031-01-01T00:00:00Z is more than a day in the future; gi
 MISSING_NAME = "Name is missing; give the activity a short name."
 NEW_KIND = "Something no label knows about yet."
 UNREADABLE = "The event has no start date, so it cannot be listed."
+
+
+# What a page must not show its reader: reason codes, harvest statuses, JSON paths, ISO dates and times.
+MACHINE_WORDS = re.compile(
+    r"unmapped|not-modified|unknown-category|foreign-origin|future-date|brand-new-check|\$[.:\[]"
+    r"|\d{4}-\d\d-\d\d"
+)
+PLAIN_TIME = r"\d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d"  # 7 Dec 2026, 13:38
+
+
+def shown_text(page: str) -> str:
+    """What a reader sees of ``page``: its text, without its head, scripts, tags or what tags hold (links)."""
+    return html.unescape(re.sub(r"<head>.*?</head>|<script.*?</script>|<[^>]+>", " ", page, flags=re.S))
 
 
 def problem(code: str, message: str, path: str = "$") -> dict[str, str]:
@@ -73,21 +87,31 @@ def test_the_source_page_lists_refused_items_by_reason(refusing):
     app, source_id = refusing
     page = html.unescape(app.test_client().get(f"/sources/{source_id}").text)
 
-    # Each reason, readable, with its code and how many items; the most common first.
-    assert f"Could not be read as an activity (<code>unmapped</code>: {UNMAPPED} refused items)" in page
-    assert page.index("(<code>unmapped</code>") < page.index("(<code>foreign-origin</code>")
-    assert "An activity of another site (<code>foreign-origin</code>: 1 refused item)" in page
-    assert "A date in the future (<code>future-date</code>: 1 refused item)" in page
-    # A code no list knows yet is shown as itself.
-    assert '"><code>brand-new-check</code>: 1 refused item</h3>' in page
+    # Each reason in words, with how many items; the most common first.
+    assert f">Could not be read as an activity: {UNMAPPED} refused items</h3>" in page
+    assert page.index("Could not be read as an activity:") < page.index("An activity of another site:")
+    assert ">An activity of another site: 1 refused item</h3>" in page
+    assert ">A date in the future: 1 refused item</h3>" in page
+    # A code no list knows yet is said in its own words.
+    assert ">Brand new check: 1 refused item</h3>" in page
 
-    # Each item's ref (and name, when it has one) and the plain message, with where it is.
-    refs = ("https://b.example/activities/1", "https://a.example/activities/2", "Borrowed Walk")
-    for text in (FOREIGN, FUTURE, MISSING_NAME, NEW_KIND, UNREADABLE, *refs, "<code>$.dateModified</code>"):
+    # Each item by its name, or as having none, its ref beside it; the plain message, with the field in words.
+    assert '<th scope="row">Borrowed Walk<br><small>https://b.example/activities/1</small>' in page
+    assert '<th scope="row">An item with no name<br><small>https://a.example/activities/2</small>' in page
+    assert '<th scope="row">An item with no name<br><small>event-00</small>' in page
+    assert re.search(rf"<small>last seen on {PLAIN_TIME}</small>", page)
+    for text in (FOREIGN, FUTURE, MISSING_NAME, NEW_KIND, UNREADABLE):
         assert text in page, text
+    assert f"{FOREIGN} <small>(field: Activity id)</small>" in page
+    assert f"{FUTURE} <small>(field: Date modified)</small>" in page
+    assert f"{MISSING_NAME} <small>(field: Name)</small>" in page
+    assert f"{NEW_KIND}</li>" in page  # about the whole item: no field to name
     # An item refused for two reasons is under each, with that reason's message only.
-    future = page[page.index("(<code>future-date</code>"):page.index("(<code>required</code>")]
+    future_starts = page.index(">A date in the future: 1 refused")
+    future = page[future_starts : page.index(">Something required is missing: 1 refused")]
     assert FUTURE in future and MISSING_NAME not in future
+    machine_words = MACHINE_WORDS.findall(shown_text(page).replace(FUTURE, ""))  # the message quotes a date
+    assert machine_words == [] and "<code>" not in page, machine_words
 
     # One reason shows so many items, and counts the rest.
     assert "event-19" in page and "event-20" not in page
@@ -115,7 +139,7 @@ def test_the_json_and_the_quality_report_carry_the_same_reasons(refusing):
     assert foreign["items"][0]["item"] == "https://b.example/activities/1"
     assert foreign["items"][0]["name"] == "Borrowed Walk"
     assert foreign["items"][0]["problems"] == [{"path": "$.id", "message": FOREIGN}]
-    assert refused[1]["label"] == "brand-new-check"
+    assert refused[1]["label"] == "Brand new check"
 
     report = client.get(f"/sources/{source_id}/quality.json").get_json()
     assert report["refusedItems"] == UNMAPPED + 3
@@ -123,9 +147,11 @@ def test_the_json_and_the_quality_report_carry_the_same_reasons(refusing):
         "unmapped": UNMAPPED, "brand-new-check": 1, "foreign-origin": 1, "future-date": 1, "required": 1,
     }  # fmt: skip
     quality = html.unescape(client.get(f"/sources/{source_id}").text)
-    quality = quality[quality.index('id="quality-heading"'):quality.index('id="refused-heading"')]
-    assert "<code>foreign-origin</code>: 1 (An activity of another site)" in quality
-    assert "<code>brand-new-check</code>: 1</li>" in quality
+    quality = quality[quality.index('id="quality-heading"') : quality.index('id="refused-heading"')]
+    assert "<li>An activity of another site: 1</li>" in quality
+    assert "<li>Brand new check: 1</li>" in quality
+    assert "<li>Could not be read as an activity: 22</li>" in quality
+    assert MACHINE_WORDS.findall(shown_text(quality)) == [] and "<code>" not in quality
     assert "control-character" not in quality
 
 

@@ -93,7 +93,7 @@ def test_approving_join_requests_for_slow_home_pages(page, aggregator, serve):
     assert_accessible(page)
     # The page checks for the outcome itself and reloads once there is one.
     page.get_by_text(f"Feed: {feed.feed_url} (localfeed)").wait_for(timeout=OUTCOME_TIMEOUT * 1000)
-    assert "This source is approved." in page.locator("main").inner_text()
+    assert "State: Harvesting." in page.locator("main").inner_text()
     assert_accessible(page)
 
     took = approve(page, base, "Colliers Wood Knitters")

@@ -1,9 +1,11 @@
-"""The operator's sources page read at a phone's width and at 200% zoom, in Chromium.
+"""The operator's sources page, and a source's public page with its quality report, at a phone's width
+and at 200% zoom, in Chromium.
 
 Two sources with long feed addresses, one harvested (its server refuses the connection,
-so the page has an outcome and a time to show): the table reflows instead of scrolling
-sideways, each row's buttons are named for their source, the harvest's outcome is a
-sentence with a UK time, and "Approve now" starts unticked.
+so the page has an outcome and a time to show) and with refused items of long addresses:
+the pages reflow instead of scrolling sideways, each row's buttons are named for their
+source, the harvest's outcome is a sentence with a UK time, "Approve now" starts unticked,
+and refused items are listed by name with their reasons in words.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from aggregator.auth import create_operator
 from aggregator.harvest import harvest_source
 from aggregator.hub import stop_worker
 from aggregator.sources import add_source
-from tests.conftest import assert_accessible
+from tests.aggregator.test_refused_items import MACHINE_WORDS, PLAIN_TIME, problem, refuse, shown_text
+from tests.conftest import ARTIFACTS, PHONE, assert_accessible, assert_no_sideways_scroll
 
 pytestmark = pytest.mark.browser
 
 EMAIL, PASSWORD = "ops@council.example", "correct horse battery"
-# 200% zoom of a 1280-pixel-wide window lays the page out in 640 CSS pixels; 390 is a phone.
-WIDTHS = (640, 390)
+# 200% zoom of a 1280-pixel-wide window lays the page out in 640 CSS pixels; then a phone.
+SCREENS = ({"width": 640, "height": 422}, PHONE)
+LONG_REF = "https://mitcham-walkers.example/activities/" + "-".join(["a-very-long-activity-address"] * 4)
 
 
 def _closed_port() -> int:
@@ -53,14 +57,19 @@ def aggregator(tmp_path) -> Iterator:
             kind="openactive", name=name, state="approved", config=app.config,
         )  # fmt: skip
     harvest_source(1, app.config)  # refused: an outcome and a time for the table
+    missing = problem("required", "Postcode is missing; add it.", "$.location.address.postalCode")
+    refuse(app, 1, LONG_REF, [missing], name="Tuesday Health Walk around Mitcham Common")
+    refuse(
+        app, 1, LONG_REF + "-2", [problem("unmapped", "The event has no start date, so it cannot be listed.")]
+    )
     yield app
     stop_worker(app)
 
 
 def test_the_sources_table_reflows_and_names_each_button(chromium, aggregator, serve):
     base = serve(aggregator).url
-    for width in WIDTHS:
-        context = chromium.new_context(viewport={"width": width, "height": 800}, locale="en-GB")
+    for screen in SCREENS:
+        context = chromium.new_context(viewport=screen, locale="en-GB")
         page = context.new_page()
         page.goto(f"{base}/operator/login")
         page.get_by_label("Email").fill(EMAIL)
@@ -68,14 +77,44 @@ def test_the_sources_table_reflows_and_names_each_button(chromium, aggregator, s
         page.get_by_role("button", name="Log in").click()
         page.wait_for_url(f"{base}/operator/sources")
 
-        overflow = page.evaluate("document.documentElement.scrollWidth - innerWidth")
-        assert overflow <= 0, f"the sources page scrolls sideways by {overflow}px at {width}px wide"
+        assert_no_sideways_scroll(page)
         for name in ("Mitcham Walkers", "Colliers Wood Knitters"):
             assert page.get_by_role("button", name=f"Remove {name}", exact=True).count() == 1
             assert page.get_by_role("button", name=f"Pause {name}", exact=True).count() == 1
         assert not page.get_by_label(re.compile("Approve now")).is_checked()
         table = page.locator("table").inner_text()
         assert "The harvest failed" in table and "Never harvested" in table
-        assert re.search(r"\d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d", table), table
+        assert re.search(PLAIN_TIME, table), table
         assert_accessible(page)
+        if screen == PHONE:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=ARTIFACTS / "operator-sources.png", full_page=True)
+        context.close()
+
+
+def test_the_source_page_and_its_quality_report_reflow_and_speak_plainly(chromium, aggregator, serve):
+    base = serve(aggregator).url
+    for screen in SCREENS:
+        context = chromium.new_context(viewport=screen, locale="en-GB")
+        page = context.new_page()
+        page.goto(f"{base}/sources/1")
+
+        assert_no_sideways_scroll(page)
+        assert_accessible(page)
+        refused = page.locator("table", has=page.get_by_role("columnheader", name="Item"))
+        assert refused.get_by_role(
+            "rowheader", name=re.compile("^Tuesday Health Walk around Mitcham Common")
+        ).count()
+        assert refused.get_by_role("rowheader", name=re.compile("^An item with no name")).count() == 1
+        assert (
+            page.get_by_role("heading", name="Could not be read as an activity: 1 refused item").count() == 1
+        )
+        assert "Postcode is missing; add it. (field: Postcode)" in refused.first.inner_text()
+        assert (
+            "Could not be read as an activity: 1"
+            in page.locator("section[aria-labelledby=quality-heading]").inner_text()
+        )
+        text = shown_text(page.content()).replace(LONG_REF, "")
+        assert re.search(rf"Last tried on {PLAIN_TIME}: The harvest failed\.", " ".join(text.split()))
+        assert MACHINE_WORDS.findall(text) == [], MACHINE_WORDS.findall(text)
         context.close()

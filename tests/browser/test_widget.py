@@ -10,14 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from html import escape
-from pathlib import Path
 
 import pytest
 from flask import Flask, jsonify
 
 from schema.price import describe_price
 from schema.schedule import describe
-from tests.conftest import assert_accessible
+from tests.conftest import ARTIFACTS, assert_accessible
 from tests.embed.live import (
     CHOIR_VERIFIED,
     HOME,
@@ -32,8 +31,6 @@ from tests.embed.live import (
 )
 
 pytestmark = pytest.mark.browser
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
 def surgery_site(script_url: str, attributes: Mapping[str, str], css: str = "") -> Flask:
@@ -87,8 +84,17 @@ def open_widget(page, serve, aggregator, css: str = "", **attributes: str) -> No
 
 def test_widget_lists_pages_filters_by_keyboard_and_prints(page, serve, tmp_path):
     _, aggregator = live_aggregator(serve, tmp_path)
-    open_widget(page, serve, aggregator, near=HOME, radius="2", limit="2", aff="mitcham-surgery", controls="",
-                heading="Things to do near the surgery")
+    open_widget(
+        page,
+        serve,
+        aggregator,
+        near=HOME,
+        radius="2",
+        limit="2",
+        aff="mitcham-surgery",
+        controls="",
+        heading="Things to do near the surgery",
+    )
 
     assert not page.get_by_text("What's on near us").is_visible()  # the no-JS fallback is hidden
     assert page.get_by_role("heading", name="Things to do near the surgery").is_visible()
@@ -97,8 +103,14 @@ def test_widget_lists_pages_filters_by_keyboard_and_prints(page, serve, tmp_path
     walk_text = walk.inner_text()
     assert f"Every Tuesday, 10:00\u201311:00 · next: {short_day(next_walk())}" in walk_text
     assert re.search(r"0\.9 km · 1\d min walk", walk_text)
-    for words in ("Run by Mitcham Walkers", "Free", "Spaces available", "Just turn up",
-                  "Access: Step-free access, Accessible toilet", f"Last checked {month_year(WALK_VERIFIED)}"):
+    for words in (
+        "Run by Mitcham Walkers",
+        "Free",
+        "Spaces available",
+        "Just turn up",
+        "Access: Step-free access, Accessible toilet",
+        f"Last checked {month_year(WALK_VERIFIED)}",
+    ):
         assert words in walk_text
     lunch_text = lunch.inner_text()
     assert f"{short_day(LUNCH_START)}, 12:00\u201314:00" in lunch_text
@@ -114,8 +126,9 @@ def test_widget_lists_pages_filters_by_keyboard_and_prints(page, serve, tmp_path
 
     # "Show more" brings the next page and moves focus to the first new result.
     page.get_by_role("button", name="Show more").click()
-    page.wait_for_function("document.querySelector('localfeed-activities').shadowRoot"
-                           ".querySelectorAll('li.item').length === 3")
+    page.wait_for_function(
+        "document.querySelector('localfeed-activities').shadowRoot.querySelectorAll('li.item').length === 3"
+    )
     assert names(page)[2] == "Singing for the Brain"
     choir_text = page.locator("localfeed-activities li.item").nth(2).inner_text()
     assert "First Thursday of the month, 14:00\u201315:30" in choir_text
@@ -160,10 +173,13 @@ def test_widget_lists_pages_filters_by_keyboard_and_prints(page, serve, tmp_path
 
 def test_widget_empty_state_widens_the_search_and_takes_the_site_theme(page, serve, tmp_path):
     _, aggregator = live_aggregator(serve, tmp_path)
-    theme = ("localfeed-activities { --localfeed-accent: rgb(106, 27, 154); }"
-             " localfeed-activities::part(name) { text-transform: uppercase; }")
-    open_widget(page, serve, aggregator, css=theme, near=HOME, radius="2", categories="mens-shed",
-                layout="cards")
+    theme = (
+        "localfeed-activities { --localfeed-accent: rgb(106, 27, 154); }"
+        " localfeed-activities::part(name) { text-transform: uppercase; }"
+    )
+    open_widget(
+        page, serve, aggregator, css=theme, near=HOME, radius="2", categories="mens-shed", layout="cards"
+    )
     status = page.locator("localfeed-activities [role=status]")
     assert status.inner_text() == "Nothing within 2 km \u2014 try 5 km"
     assert names(page) == []
@@ -173,7 +189,7 @@ def test_widget_empty_state_widens_the_search_and_takes_the_site_theme(page, ser
     page.wait_for_function("document.querySelector('localfeed-activities').getAttribute('radius') === '5'")
     wait_settled(page)
     assert names(page) == ["WIMBLEDON MEN'S SHED"]  # styled through ::part(name)
-    assert status.inner_text() == "1 activity found"
+    assert status.inner_text() == "1 activity"
     print_button = page.get_by_role("link", name="Print this list")
     assert print_button.evaluate("el => getComputedStyle(el).borderColor") == "rgb(106, 27, 154)"
     grid = page.locator("localfeed-activities ul")
@@ -184,10 +200,19 @@ def test_widget_empty_state_widens_the_search_and_takes_the_site_theme(page, ser
 
 SCHEDULES = [
     {"repeatFrequency": "P1W", "byDay": ["TH", "MO"], "startTime": "09:30", "endTime": "10:15"},
-    {"repeatFrequency": "P1W", "byDay": ["MO", "TU", "WE", "TH", "FR"], "startTime": "12:00",
-     "endTime": "13:00"},
-    {"repeatFrequency": "P1W", "byDay": ["MO", "TU", "WE", "TH", "FR", "SA", "SU"], "startTime": "07:00",
-     "endTime": "08:00", "endDate": "2027-03-03"},
+    {
+        "repeatFrequency": "P1W",
+        "byDay": ["MO", "TU", "WE", "TH", "FR"],
+        "startTime": "12:00",
+        "endTime": "13:00",
+    },
+    {
+        "repeatFrequency": "P1W",
+        "byDay": ["MO", "TU", "WE", "TH", "FR", "SA", "SU"],
+        "startTime": "07:00",
+        "endTime": "08:00",
+        "endDate": "2027-03-03",
+    },
     {"repeatFrequency": "P2W", "byDay": ["SA"], "startTime": "10:00", "endTime": "12:00"},
     {"repeatFrequency": "P1M", "byDay": ["WE"], "byMonthWeek": -1, "startTime": "18:00", "endTime": "20:00"},
 ]
@@ -284,6 +309,7 @@ def test_embed_and_print_pages_pass_axe(page, serve, tmp_path):
     page.emulate_media(media="print")
     page.screenshot(path=ARTIFACTS / "print-sheet.png", full_page=True)
     page.goto(f"{aggregator.url}/embed/builder?near=CR4+1AA&categories=walking")
-    page.wait_for_function("document.querySelector('localfeed-activities').shadowRoot"
-                           "?.querySelector('li.item')")
+    page.wait_for_function(
+        "document.querySelector('localfeed-activities').shadowRoot?.querySelector('li.item')"
+    )
     assert_accessible(page)

@@ -30,7 +30,7 @@ HOME = "CR4 1AA"
 HOME_GEO = (51.4015, -0.1660)
 POSTCODES = {HOME: HOME_GEO, "SW19 2AA": (51.4214, -0.2064)}
 FEED_PATH = "/feeds/activities"  # where on its site the stand-in publisher serves its feed
-HOSTILE = '<img src=x onerror="document.title=\'pwned\'">'
+HOSTILE = "<img src=x onerror=\"document.title='pwned'\">"
 
 # Dates relative to today, so that the listings stay fresh (or stale) whenever the tests run.
 LONDON = ZoneInfo("Europe/London")
@@ -42,12 +42,12 @@ LUNCH_START = datetime.combine(TODAY + timedelta(days=17), datetime.min.time().r
 
 
 def month_year(day: date) -> str:
-    """"October 2026", as "Last checked ..." and the staleness note write it."""
+    """ "October 2026", as "Last checked ..." and the staleness note write it."""
     return f"{day:%B %Y}"
 
 
 def short_day(moment: datetime) -> str:
-    """"Tue 24 Nov"."""
+    """ "Tue 24 Nov"."""
     return f"{moment:%a} {moment.day} {moment:%b}"
 
 
@@ -99,8 +99,17 @@ def activities(base: str = factories.BASE) -> list[dict[str, Any]]:
         booking={"method": "contact-first"},
         lastVerified=CHOIR_VERIFIED.isoformat(),
         dateModified=modified,
-        schedule=[{"repeatFrequency": "P1M", "byDay": ["TH"], "byMonthWeek": 1, "startTime": "14:00",
-                   "endTime": "15:30", "startDate": "2026-01-01", "timezone": "Europe/London"}],
+        schedule=[
+            {
+                "repeatFrequency": "P1M",
+                "byDay": ["TH"],
+                "byMonthWeek": 1,
+                "startTime": "14:00",
+                "endTime": "15:30",
+                "startDate": "2026-01-01",
+                "timezone": "Europe/London",
+            }
+        ],
     )
     shed = factories.weekly_activity(
         id=f"{base}/activities/wimbledon-mens-shed",
@@ -170,8 +179,14 @@ def harvest(app: Flask, feed_url: str) -> None:
     """Follow ``feed_url`` as an approved source and harvest it now, as the scheduler would."""
     with app.extensions["engine"].begin() as conn:
         source_id = conn.execute(
-            insert(sources).values(url=feed_url, feed_url=feed_url, kind="localfeed", name="Mitcham CVS",
-                                   state="approved", trust=80)
+            insert(sources).values(
+                url=feed_url,
+                feed_url=feed_url,
+                kind="localfeed",
+                name="Mitcham CVS",
+                state="approved",
+                trust=80,
+            )
         ).inserted_primary_key[0]
     result = harvest_source(source_id, job_config(app))
     assert result.status == "ok", result

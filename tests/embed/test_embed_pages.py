@@ -112,12 +112,17 @@ def test_text_from_feeds_is_escaped(live):
 
 def test_print_sheet_writes_everything_out(live):
     _, server = live
-    response = httpx.get(f"{server.url}/embed/print", params={"near": HOME, "radius": "5", "limit": "1"})
+    # As many as the list it was printed from showed (its ``limit``), not 38 pages of everything.
+    limited = httpx.get(f"{server.url}/embed/print", params={"near": HOME, "radius": "5", "limit": "2"})
+    assert names(limited.text) == ["Winter Warmer Lunch", "Mitcham Health Walk"]
+    response = httpx.get(f"{server.url}/embed/print", params={"near": HOME, "radius": "5"})
     assert response.status_code == 200
     html = unescape(response.text)
-    # Every result, not just the first page: a printout has no "show more".
     assert names(response.text) == [
-        "Winter Warmer Lunch", "Mitcham Health Walk", "Wimbledon Men's Shed", "Singing for the Brain",
+        "Winter Warmer Lunch",
+        "Mitcham Health Walk",
+        "Wimbledon Men's Shed",
+        "Singing for the Brain",
     ]
     assert f"Activities within 5 km of {HOME}" in html
     assert "Mitcham Common, Windmill Road car park, Windmill Road, Mitcham, CR4 1HT" in html
@@ -136,9 +141,16 @@ def test_builder_makes_a_snippet_without_javascript(serve, tmp_path):
 
     response = httpx.get(
         f"{server.url}/embed/builder",
-        params=[("near", HOME), ("radius", "3"), ("categories", "walking"), ("categories", "lunch-club"),
-                ("free", "true"), ("controls", "1"), ("heading", 'Near us "today"</textarea><b>'),
-                ("aff", "surgery")],
+        params=[
+            ("near", HOME),
+            ("radius", "3"),
+            ("categories", "walking"),
+            ("categories", "lunch-club"),
+            ("free", "true"),
+            ("controls", "1"),
+            ("heading", 'Near us "today"</textarea><b>'),
+            ("aff", "surgery"),
+        ],
     )
     textarea = re.search(r'<textarea id="snippet"[^>]*>(.*?)</textarea>', response.text, re.S)
     snippet = unescape(textarea.group(1))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -13,7 +14,6 @@ from publisher import create_app
 from publisher.extensions import get_store
 from publisher.hub import stop_worker
 from publisher.store import Store
-from tests.conftest import assert_accessible
 
 
 @pytest.fixture
@@ -74,26 +74,31 @@ def client(live_publisher):
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-PHONE = {"width": 390, "height": 844}
+VOLUNTEER_EMAIL = "volunteer@mitcham-walkers.example"
+VOLUNTEER_PASSWORD = "walk-on-tuesdays"
+
+
+@dataclass
+class Site:
+    """A served publisher and its store."""
+
+    url: str
+    store: Store
 
 
 @pytest.fixture
-def phone(chromium) -> Iterator:
-    """A phone-sized page with JavaScript switched off: the editors' UI must not need it."""
-    context = chromium.new_context(viewport=PHONE, java_script_enabled=False, locale="en-GB")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+def site(make_publisher, tmp_path, serve) -> Site:
+    """A publisher on SQLite with one group, which has no contact details of its own, and its volunteer."""
+    app = make_publisher(f"sqlite:///{tmp_path / 'site.sqlite'}")
+    store = store_of(app)
+    walkers = store.add_group("Mitcham Walkers")
+    store.add_user(VOLUNTEER_EMAIL, VOLUNTEER_PASSWORD, "editor", walkers.id)
+    return Site(serve(app).url, store)
 
 
-def assert_accessible_without_script(chromium, page) -> None:
-    """axe-core on what ``page`` shows, checked in a scripted copy (axe needs JavaScript to run)."""
-    context = chromium.new_context(viewport=PHONE, locale="en-GB")
-    checked = context.new_page()
-    checked.goto(page.url)  # the same address, so the page's stylesheet loads as it did
-    checked.set_content(page.content())
-    try:
-        assert_accessible(checked)
-    finally:
-        context.close()
+def log_in(page, url: str, email: str = VOLUNTEER_EMAIL, password: str = VOLUNTEER_PASSWORD) -> None:
+    """Log in to the publisher at ``url`` through its form, as a volunteer does."""
+    page.goto(f"{url}/admin/")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()

@@ -45,7 +45,8 @@ def as_submitted(form: str, token: str) -> dict[str, Any]:
         r'<select id="[^"]+" name="([^"]+)"[^>]*>(.*?)</select>', form, re.DOTALL
     ):
         if chosen := re.search(r'value="([^"]*)" selected', options):
-            fields[name] = chosen.group(1)
+            # A drop-down and boxes may share a name (the main kind of activity, the others): both are sent.
+            fields[name] = [chosen.group(1), *fields[name]] if name in fields else chosen.group(1)
     for name, text in re.findall(r'<textarea id="[^"]+" name="([^"]+)"[^>]*>([^<]*)</textarea>', form):
         fields[name] = html.unescape(text)
     return {**fields, "csrf_token": token}
@@ -237,7 +238,9 @@ def test_an_editor_adds_previews_changes_pauses_confirms_and_deletes(make_publis
         assert re.search(rf'id="{field}-error">.*{re.escape(words)}', html), field
         assert f'<a href="#{field}">' in html
     assert 'value="Winter Warmer Lunch"' in html
-    assert re.search(r'value="lunch-club"[^>]*checked', html)
+    # The first kind is the drop-down's choice; the others are ticked under "More about this activity".
+    assert 'value="lunch-club" selected' in html
+    assert re.search(r'value="social-club"[^>]*checked', html)
     assert store.list_activities() == []
 
     lunch.update(end_time="2pm", amount="£3.50", booking_link="https://tickets.example/lunch", preview="1")
@@ -273,7 +276,10 @@ def test_an_editor_adds_previews_changes_pauses_confirms_and_deletes(make_publis
     pay_what_you_can = {**monthly, "amount": "", "cost_notes": "Pay what you can"}
     assert client.post(f"/admin/activities/{slug}/edit", data=pay_what_you_can).status_code == 302
     assert store.get_activity(slug).data["price"] == {"isFree": False, "notes": "Pay what you can"}
-    assert 'value="Pay what you can"' in client.get(f"/admin/activities/{slug}/edit").text
+    # Said in words like that, it is the form's own "Pay what you can" choice when edited again.
+    edit = client.get(f"/admin/activities/{slug}/edit").text
+    assert re.search(r'name="cost" value="donation"[^>]*checked', edit)
+    assert 'id="cost_notes" name="cost_notes" value=""' in edit
     public = client.get(f"/activities/{slug}").text
     assert "<dd>Pay what you can</dd>" in public and "<dd>Free" not in public
 
@@ -349,8 +355,10 @@ def test_an_administrator_manages_groups_editors_and_tokens(make_publisher, tmp_
     new = client.get("/admin/activities/new").text
     assert f'<option value="{walkers.id}">Mitcham Walkers</option>' in new
     unchosen = client.post("/admin/activities/new", data={"csrf_token": token, "name": "Walk"})
-    assert re.search(r'id="group-error">Error: Choose the group', unchosen.text)
-    assert '<a href="#venue">' in unchosen.text  # the rest of the form is checked too
+    assert re.search(r'id="group-error">.*Choose the group', unchosen.text)
+    # The rest of the form is checked too, and the summary starts with the group, as the form does.
+    links = re.findall(r'<li><a href="#([a-z_]+)">', unchosen.text)
+    assert links[:2] == ["group", "categories"] and "venue" in links and "postcode" in links
     created = client.post("/admin/tokens", data={"csrf_token": token, "group": shed.id, "label": "Website"})
     clear = re.search(r'id="new-token">([^<]+)<', created.text).group(1)
     assert store.group_for_token(clear) == shed

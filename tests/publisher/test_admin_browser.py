@@ -11,30 +11,22 @@ import httpx
 import pytest
 
 from schema.openactive import from_openactive
+from tests.conftest import assert_accessible_without_script
 from tests.factories import weekly_activity
-from tests.publisher.conftest import assert_accessible_without_script, store_of
+from tests.publisher.conftest import log_in
 
 pytestmark = pytest.mark.browser
 
-def test_volunteer_adds_a_weekly_walk_and_fixes_the_postcode(
-    make_publisher, tmp_path, serve, chromium, phone
-):
-    app = make_publisher(f"sqlite:///{tmp_path / 'browser.sqlite'}")
-    store = store_of(app)
-    walkers = store.add_group("Mitcham Walkers")
-    store.add_user("volunteer@mitcham-walkers.example", "walk-on-tuesdays", "editor", walkers.id)
-    server = serve(app)
+
+def test_volunteer_adds_a_weekly_walk_and_fixes_the_postcode(site, chromium, phone):
     page = phone
 
-    page.goto(f"{server.url}/admin/")
-    page.get_by_label("Email address").fill("volunteer@mitcham-walkers.example")
-    page.get_by_label("Password").fill("walk-on-tuesdays")
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, site.url)
     page.get_by_role("link", name="Add an activity").click()
 
     page.get_by_label("Name of the activity").fill("Mitcham Health Walk")
     page.get_by_label("What happens").fill("A gentle walk around Mitcham Common, finishing at the café.")
-    page.get_by_label("Walking", exact=True).check()
+    page.get_by_label("What kind of activity is it?").select_option(label="Walking")
     page.get_by_label("Name of the place").fill("Mitcham Common, Windmill Road car park")
     page.get_by_label("Street").fill("Windmill Road")
     page.get_by_label("Town").fill("Mitcham")
@@ -43,7 +35,10 @@ def test_volunteer_adds_a_weekly_walk_and_fixes_the_postcode(
     page.get_by_label("Tuesday").check()
     page.get_by_label("Start time").fill("10:00")
     page.get_by_label("End time").fill("11:00")
-    page.get_by_label("Date, or the first date if it repeats").fill("2026-01-06")
+    page.get_by_label("First date").fill("2026-01-06")
+    page.get_by_label("Free", exact=True).check()
+    page.get_by_label("Just turn up").check()
+    page.get_by_text("More about this activity").click()
     page.get_by_label("Older people").check()
     page.get_by_role("button", name="Save").click()
 
@@ -56,7 +51,7 @@ def test_volunteer_adds_a_weekly_walk_and_fixes_the_postcode(
     assert page.get_by_label("Name of the activity").input_value() == "Mitcham Health Walk"
     assert page.get_by_label("Tuesday").is_checked()
     assert page.get_by_label("Start time").input_value() == "10:00"
-    assert store.list_activities() == []
+    assert site.store.list_activities() == []
     assert_accessible_without_script(chromium, page)
 
     page.get_by_label("Postcode").fill("CR4 1HT")
@@ -64,7 +59,7 @@ def test_volunteer_adds_a_weekly_walk_and_fixes_the_postcode(
     assert "Saved “Mitcham Health Walk”" in page.locator("main").inner_text()
     assert "Every Tuesday, 10:00\u201311:00" in page.locator("main").inner_text()
 
-    feed = httpx.get(f"{server.url}/feeds/activities", timeout=10).json()
+    feed = httpx.get(f"{site.url}/feeds/activities", timeout=10).json()
     [item] = [item for item in feed["items"] if item["state"] == "updated"]
     walk = from_openactive(item["data"])  # the feed speaks OpenActive; read back as the contract's activity
     assert walk["name"] == "Mitcham Health Walk"

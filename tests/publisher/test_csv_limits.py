@@ -75,7 +75,9 @@ def _upload(client: httpx.Client, token: str, data: bytes) -> httpx.Response:
 
 
 def _listed(page: str) -> list[tuple[int, str, str]]:
-    rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", page)
+    # A problem in a column that takes values from a list ends with a link to the list.
+    link = r"(?: <a [^>]+>[^<]*</a>)?"
+    rows = re.findall(rf"<tr><td>(\d+)</td><td>([^<]*)</td><td>([^<]*?){link}</td></tr>", page)
     return [(int(line), column, message) for line, column, message in rows]
 
 

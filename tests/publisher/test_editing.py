@@ -116,3 +116,21 @@ def test_confirmation_links_are_signed_and_expire():
     old = URLSafeTimedSerializer("secret", salt=editing.CONFIRMATION_SALT, signer=SignedLongAgo)
     with pytest.raises(editing.BadConfirmationLink, match="expired"):
         editing.read_confirmation_token("secret", old.dumps("mitcham-health-walk"))
+
+
+def test_contradictions_are_named_with_what_to_do_and_a_way_in_through_the_group_counts():
+    assert editing.contradictions(weekly_activity()) == []
+    full = weekly_activity(capacity={"status": "full"}, booking={"method": "drop-in"})
+    [warning] = editing.contradictions(full)
+    assert "says it is full, and also that people can just turn up" in warning
+    assert editing.contradictions({**full, "booking": {"method": "contact-first"}}) == []
+
+    unreachable = weekly_activity(organizer={"name": "Mitcham Walkers"})
+    del unreachable["contact"]
+    [warning] = editing.contradictions(unreachable)
+    assert "no way to ask about it or book" in warning and "Add a contact email or telephone" in warning
+    # Any one way in is enough: the group's telephone, or a booking link.
+    phoned = {**unreachable, "organizer": {"name": "Mitcham Walkers", "telephone": "020 8123 4567"}}
+    assert editing.contradictions(phoned) == []
+    booked = {**unreachable, "booking": {"method": "book-ahead", "url": "https://tickets.example/walk"}}
+    assert editing.contradictions(booked) == []

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from publisher import editing
-from tests.conftest import assert_accessible
+from tests.conftest import ARTIFACTS, assert_accessible
 from tests.factories import event_activity, weekly_activity
 from tests.publisher.conftest import store_of
 
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 360, "height": 740}
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from publisher import mail
-from tests.publisher.conftest import assert_accessible_without_script, store_of
+from tests.conftest import assert_accessible_without_script
+from tests.publisher.conftest import store_of
 
 EMAIL, OLD, NEW = "volunteer@mitcham-walkers.example", "walk-on-tuesdays", "walk-on-wednesdays"
 
