@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import feedparser
+
 from aggregator.adapters import atom, detect
 from aggregator.adapters.mapping import VERIFIED_BY, minted_id
 from federation.feeds.atom import Tombstone, render_atom
@@ -125,3 +127,35 @@ def test_doctype_is_refused_before_parsing():
     page = atom.read_feed(bomb, "https://x.example/feed", NOW)
     assert not page.snapshot and page.changes == []
     assert "declares a DOCTYPE" in page.unmapped[0].reason
+
+
+def _feed(entries: list[str], root: str = "feed") -> bytes:
+    opening = '<feed xmlns="http://www.w3.org/2005/Atom">' if root == "feed" else "<rss><channel>"
+    closing = "</feed>" if root == "feed" else "</channel></rss>"
+    return ('<?xml version="1.0" encoding="utf-8"?>' + opening + "<title>Pollards Hill news</title>"
+            + "\n".join(entries) + closing).encode()  # fmt: skip
+
+
+def test_a_long_feed_is_parsed_in_batches_exactly_as_it_would_be_whole(monkeypatch):
+    """Batches (so the time limit can stop a huge feed) lose nothing, and markup hidden in a
+    comment or CDATA does not split an entry."""
+    entries = [
+        f"<entry><id>urn:e{n}</id><title>News {n}</title>"
+        + ("<!-- </entry><entry> -->" if n % 7 == 0 else "")
+        + (f"<summary><![CDATA[<entry>not one</entry> {n}]]></summary>" if n % 5 == 0 else "")
+        + "</entry>"
+        for n in range(23)
+    ]
+    items = [f"<item><guid>urn:i{n}</guid><title>Item {n}</title></item>" for n in range(11)]
+    monkeypatch.setattr(atom, "PARSE_BATCH", 4)
+    for body in (_feed(entries), _feed(items, root="rss")):
+        whole = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
+        batched = atom._parse(body)
+        assert [(e.id, e.title, e.get("summary")) for e in batched.entries] == [
+            (e.id, e.title, e.get("summary")) for e in whole.entries
+        ]
+        assert batched.feed.title == "Pollards Hill news" and not batched.bozo
+    assert len(atom._entry_spans(_feed(entries))) == 23
+    # Entries that nest or do not close: parsed whole, to fail as they always did.
+    for broken in (_feed(["<entry><entry></entry></entry>"]), _feed(["<entry><id>x</id>"])):
+        assert atom._entry_spans(broken) == []
