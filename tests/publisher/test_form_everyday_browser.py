@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from publisher import editing
 from schema.openactive import from_openactive
@@ -123,7 +124,8 @@ def test_an_empty_form_gives_every_problem_at_once_in_field_order_with_focus_on_
     page.get_by_role("button", name="Save").click()
 
     assert page.title().startswith("Error: ")
-    assert page.evaluate("document.activeElement.className") == "error-summary"
+    # autofocus takes effect just after the page loads: wait for it (up to the default timeout).
+    expect(page.locator(".error-summary")).to_be_focused()
     assert summary_links(page) == [f"#{name}" for name in REQUIRED_IN_ORDER]
     for name in REQUIRED_IN_ORDER:
         control = page.locator(f"#{name}")
