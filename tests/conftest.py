@@ -10,6 +10,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -138,10 +139,13 @@ def chromium() -> Iterator:
         browser.close()
 
 
-@pytest.fixture
-def page(chromium) -> Iterator:
-    """A fresh tab at a laptop's width; the test fails if the page raised a JavaScript error."""
-    context = chromium.new_context(viewport={"width": 900, "height": 900}, locale="en-GB")
+@contextmanager
+def open_tab(chromium, viewport: dict[str, int], *, script: bool = True, clipboard: bool = False) -> Iterator:
+    """A fresh tab of ``viewport``'s size, closed afterwards; with JavaScript on, a JavaScript
+    error raised on it fails the test."""
+    context = chromium.new_context(viewport=viewport, java_script_enabled=script, locale="en-GB")
+    if clipboard:
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
     tab = context.new_page()
     tab.set_default_timeout(10_000)
     errors: list[str] = []
@@ -149,6 +153,13 @@ def page(chromium) -> Iterator:
     yield tab
     context.close()
     assert not errors, errors
+
+
+@pytest.fixture
+def page(chromium) -> Iterator:
+    """A fresh tab at a laptop's width, JavaScript on."""
+    with open_tab(chromium, {"width": 900, "height": 900}) as tab:
+        yield tab
 
 
 def assert_accessible(page) -> None:
@@ -169,26 +180,15 @@ PHONE = {"width": 390, "height": 844}
 @pytest.fixture
 def phone(chromium) -> Iterator:
     """A phone-sized page with JavaScript switched off: the editors' and readers' pages must not need it."""
-    context = chromium.new_context(viewport=PHONE, java_script_enabled=False, locale="en-GB")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+    with open_tab(chromium, PHONE, script=False) as tab:
+        yield tab
 
 
 @pytest.fixture
 def scripted_phone(chromium) -> Iterator:
-    """A phone-sized page with JavaScript on, as most phones have it, and the clipboard allowed;
-    a JavaScript error on it fails the test."""
-    context = chromium.new_context(viewport=PHONE, locale="en-GB")
-    context.grant_permissions(["clipboard-read", "clipboard-write"])
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert not errors, errors
+    """A phone-sized page with JavaScript on, as most phones have it, and the clipboard allowed."""
+    with open_tab(chromium, PHONE, clipboard=True) as tab:
+        yield tab
 
 
 def assert_accessible_without_script(chromium, page) -> None:

@@ -102,3 +102,20 @@ def log_in(page, url: str, email: str = VOLUNTEER_EMAIL, password: str = VOLUNTE
     page.get_by_label("Email address").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
+
+
+def fill_essentials(page, name: str = "Mitcham Health Walk", postcode: str = "CR4 1HT") -> None:
+    """Only what the first screens ask: no first date, nothing under "More about this activity"."""
+    page.get_by_label("Name of the activity").fill(name)
+    page.get_by_label("What kind of activity is it?").select_option(label="Walking")
+    page.get_by_label("Name of the place").fill("Mitcham Common, Windmill Road car park")
+    page.get_by_label("Street").fill("Windmill Road")
+    page.get_by_label("Town").fill("Mitcham")
+    page.get_by_label("Postcode").fill(postcode)
+    page.get_by_label("How often").select_option(label="Every week")
+    page.get_by_label("Tuesday").check()
+    page.get_by_label("Start time").fill("10:00")
+    page.get_by_label("End time").fill("11:00")
+    page.get_by_label("Free", exact=True).check()
+    page.get_by_label("Just turn up").check()
+    page.get_by_label("Contact email").fill("walks@mitcham-walkers.example")

@@ -13,7 +13,7 @@ import pytest
 from schema.openactive import from_openactive
 from tests.conftest import assert_accessible_without_script
 from tests.factories import weekly_activity
-from tests.publisher.conftest import log_in
+from tests.publisher.conftest import fill_essentials, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -24,20 +24,9 @@ def test_volunteer_adds_a_weekly_walk_and_fixes_the_postcode(site, chromium, pho
     log_in(page, site.url)
     page.get_by_role("link", name="Add an activity").click()
 
-    page.get_by_label("Name of the activity").fill("Mitcham Health Walk")
+    fill_essentials(page, postcode="CR4 1H")
     page.get_by_label("What happens").fill("A gentle walk around Mitcham Common, finishing at the café.")
-    page.get_by_label("What kind of activity is it?").select_option(label="Walking")
-    page.get_by_label("Name of the place").fill("Mitcham Common, Windmill Road car park")
-    page.get_by_label("Street").fill("Windmill Road")
-    page.get_by_label("Town").fill("Mitcham")
-    page.get_by_label("Postcode").fill("CR4 1H")
-    page.get_by_label("How often").select_option(label="Every week")
-    page.get_by_label("Tuesday").check()
-    page.get_by_label("Start time").fill("10:00")
-    page.get_by_label("End time").fill("11:00")
     page.get_by_label("First date").fill("2026-01-06")
-    page.get_by_label("Free", exact=True).check()
-    page.get_by_label("Just turn up").check()
     page.get_by_text("More about this activity").click()
     page.get_by_label("Older people").check()
     page.get_by_role("button", name="Save").click()

@@ -21,7 +21,7 @@ from tests.conftest import (
     assert_accessible_without_script,
     assert_no_sideways_scroll,
 )
-from tests.publisher.conftest import Site, log_in
+from tests.publisher.conftest import Site, fill_essentials, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -35,23 +35,6 @@ REQUIRED_IN_ORDER = [
 def open_new_form(page, site: Site) -> None:
     log_in(page, site.url)
     page.get_by_role("link", name="Add an activity").click()
-
-
-def fill_essentials(page, name: str = "Mitcham Health Walk") -> None:
-    """Only what the first screens ask: no first date, nothing under "More about this activity"."""
-    page.get_by_label("Name of the activity").fill(name)
-    page.get_by_label("What kind of activity is it?").select_option(label="Walking")
-    page.get_by_label("Name of the place").fill("Mitcham Common, Windmill Road car park")
-    page.get_by_label("Street").fill("Windmill Road")
-    page.get_by_label("Town").fill("Mitcham")
-    page.get_by_label("Postcode").fill("CR4 1HT")
-    page.get_by_label("How often").select_option(label="Every week")
-    page.get_by_label("Tuesday").check()
-    page.get_by_label("Start time").fill("10:00")
-    page.get_by_label("End time").fill("11:00")
-    page.get_by_label("Free", exact=True).check()
-    page.get_by_label("Just turn up").check()
-    page.get_by_label("Contact email").fill("walks@mitcham-walkers.example")
 
 
 def screens_scrolled_to_see(page, selector: str) -> int:

@@ -17,7 +17,13 @@ import pytest
 from publisher.importer import COLUMNS, TEMPLATE_ROWS
 from schema.openactive import from_openactive
 from schema.price import pay_what_you_can
-from tests.conftest import ARTIFACTS, PHONE, assert_accessible_without_script, assert_no_sideways_scroll
+from tests.conftest import (
+    ARTIFACTS,
+    PHONE,
+    assert_accessible_without_script,
+    assert_no_sideways_scroll,
+    open_tab,
+)
 from tests.publisher.conftest import log_in
 
 pytestmark = pytest.mark.browser
@@ -45,11 +51,8 @@ def _sheet_with_problems() -> bytes:
 @pytest.fixture(params=[PHONE, ZOOMED], ids=["phone", "zoomed"])
 def screen(request, chromium) -> Iterator:
     """A page of the given size with JavaScript off."""
-    context = chromium.new_context(viewport=request.param, java_script_enabled=False, locale="en-GB")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+    with open_tab(chromium, request.param, script=False) as tab:
+        yield tab
 
 
 def test_the_import_page_and_its_report_reflow_and_pass_axe(site, chromium, screen):

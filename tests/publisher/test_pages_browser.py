@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from publisher import editing
-from tests.conftest import ARTIFACTS, assert_accessible
+from tests.conftest import ARTIFACTS, assert_accessible, open_tab
 from tests.factories import event_activity, weekly_activity
 from tests.publisher.conftest import store_of
 
@@ -18,11 +18,9 @@ PHONE = {"width": 360, "height": 740}
 
 @pytest.fixture
 def phone(chromium) -> Iterator:
-    context = chromium.new_context(viewport=PHONE, locale="en-GB")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+    """A small phone (360 CSS pixels), JavaScript on: narrower than PHONE, for the public pages."""
+    with open_tab(chromium, PHONE) as tab:
+        yield tab
 
 
 def test_home_and_activity_pages_are_accessible_on_a_phone(make_publisher, serve, tmp_path, phone):
