@@ -27,10 +27,11 @@ from sqlalchemy.engine import Connection
 from werkzeug.wrappers import Response as BaseResponse
 
 from aggregator import api, query
-from aggregator.embed import LONDON, Entry, iframe_friendly, present_each, public_base
+from aggregator.embed import Entry, iframe_friendly, present_each, public_base
 from aggregator.store import merged
 from federation.clock import clock
 from schema import schedule
+from schema.schedule import LOCAL_ZONE
 
 bp = Blueprint("shortlist", __name__)
 
@@ -103,6 +104,7 @@ class Picks:
     items: list[dict[str, Any]]
     missing: int  # picks no longer listed here
     over: int  # picks past MAX_PICKS, left off
+    link: str  # the absolute short link to the listed picks, or "" when none is listed
 
 
 def requested() -> list[str]:
@@ -111,7 +113,8 @@ def requested() -> list[str]:
 
 
 def find(ids: Sequence[str]) -> Picks:
-    """Each picked activity as the API shows it now (``GET /api/activities/<id>``), each once."""
+    """Each picked activity as the API shows it now (``GET /api/activities/<id>``), each once,
+    and the short link to them, read on one connection."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     now, thresholds = clock(app)(), api.settings_for(app)
     items: dict[str, dict[str, Any]] = {}  # by the id the API gives it, which a pick of a copy's id shares
@@ -123,7 +126,9 @@ def find(ids: Sequence[str]) -> Picks:
                 missing += 1
             else:
                 items.setdefault(item["activity"]["id"], item)
-    return Picks(list(items.values()), missing, max(0, len(ids) - MAX_PICKS))
+        code = short_code(conn, items)
+    link = f"{public_base()}{url_for('shortlist.short_link', code=code)}" if code else ""
+    return Picks(list(items.values()), missing, max(0, len(ids) - MAX_PICKS), link)
 
 
 def short_code(conn: Connection, activity_ids: Iterable[str]) -> str:
@@ -132,13 +137,6 @@ def short_code(conn: Connection, activity_ids: Iterable[str]) -> str:
     rows = dict(conn.execute(select(merged.c.item_id, merged.c.id).where(merged.c.item_id.in_(ids))).all())
     numbers = [rows[activity_id] for activity_id in ids if activity_id in rows]
     return encode(numbers) if numbers else ""
-
-
-def short_url(items: Sequence[Mapping[str, Any]]) -> str:
-    """The absolute short link to ``items`` (found picks), or "" when none is listed."""
-    with current_app.extensions["engine"].connect() as conn:
-        code = short_code(conn, [item["activity"]["id"] for item in items])
-    return f"{public_base()}{url_for('shortlist.short_link', code=code)}" if code else ""
 
 
 def qr_svg(url: str) -> str:
@@ -212,7 +210,7 @@ def sheet(printable: bool) -> tuple[str, int]:
     entries = present_each(picks.items, aff, where="Shortlist")
     by_id = {item["activity"]["id"]: item["activity"] for item in picks.items}
     picks_in_words = [for_paper(by_id.get(entry.id, {}), entry) for entry in entries]
-    link = short_url(picks.items)
+    link = picks.link
     listed = [entry.id for entry in entries]
     page = render_template(
         "embed/shortlist.html",
@@ -223,7 +221,7 @@ def sheet(printable: bool) -> tuple[str, int]:
         over=over_words(picks.over),
         short_link=link,
         qr=qr_svg(link) if link else "",
-        printed=clock(current_app)().astimezone(LONDON),
+        printed=clock(current_app)().astimezone(LOCAL_ZONE),
         print_url=url_for("embed.embed_print", pick=listed, aff=aff),
     )
     return page, 400 if not ids and not missing else 200
@@ -252,7 +250,7 @@ def link_page() -> Response:
     """The short link to the picks: a page to copy it from, or JSON for the widget to copy."""
     ids = requested()
     picks = find(ids)
-    link = short_url(picks.items)
+    link = picks.link
     if link:
         problem = ""
     elif ids:
