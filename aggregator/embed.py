@@ -18,7 +18,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, url_for
 from werkzeug.security import safe_join
@@ -30,6 +29,7 @@ from federation.feeds.common import page_text, render_each, vocab_label
 from federation.feeds.schemaorg import schema_org_session
 from schema import schedule, vocab
 from schema.price import describe_price
+from schema.schedule import LOCAL_ZONE
 from schema.text import http_url
 from schema.validation import FORMATS
 
@@ -42,7 +42,6 @@ def _plain_text_pages(state: Any) -> None:
     state.app.jinja_env.finalize = page_text
 
 
-LONDON = ZoneInfo("Europe/London")
 DEFAULT_WIDGETS_DIR = Path(__file__).resolve().parent.parent / "widgets"
 RADII = (1, 2, 5, 10, 20, 50)
 DEFAULT_RADIUS = f"{query.DEFAULT_RADIUS_KM:g}"  # what the API searches when no radius is given
@@ -152,7 +151,7 @@ def distance_words(item: Mapping[str, Any]) -> str:
 
 
 def local(iso: str) -> datetime:
-    return datetime.fromisoformat(iso).astimezone(LONDON)
+    return datetime.fromisoformat(iso).astimezone(LOCAL_ZONE)
 
 
 def short_day(moment: datetime) -> str:
@@ -394,7 +393,7 @@ def embed_print() -> Response:
         entries=entries,
         error=error,
         summary=describe_query(params, located["label"]),
-        printed=clock(current_app)().astimezone(LONDON),
+        printed=clock(current_app)().astimezone(LOCAL_ZONE),
         list_url=url_for(".embed_list", _external=True, **params),
     )
     return Response(page, status=400 if error else 200)

@@ -36,7 +36,6 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import orjson
 from flask import Blueprint, Flask, Response, abort, current_app, request, url_for
@@ -52,11 +51,11 @@ from federation.clock import clock, utcnow
 from federation.config import load_config
 from federation.fetch import GuardedClient
 from federation.websub.hub import define_tables
+from schema.schedule import LOCAL_ZONE
 from schema.text import http_url
 
 log = logging.getLogger(__name__)
 
-LONDON = ZoneInfo("Europe/London")
 
 IMPACT_DEFAULTS: dict[str, Any] = {
     "IMPACT_COUNTING": True,  # 0: take no counts at all (the report endpoints still answer)
@@ -184,7 +183,7 @@ def counting_allowed() -> bool:
 
 
 def today(app: Flask) -> date:
-    return clock(app)().astimezone(LONDON).date()
+    return clock(app)().astimezone(LOCAL_ZONE).date()
 
 
 def known_ids(conn: Connection, ids: Iterable[str]) -> set[str]:

@@ -58,7 +58,6 @@ import unicodedata
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     JSON,
@@ -101,7 +100,7 @@ from federation.geocoding import (
 )
 from schema import next_occurrences, normalise_postcode
 from schema.price import is_free
-from schema.schedule import DEFAULT_TIMEZONE, WEEKDAYS
+from schema.schedule import LOCAL_ZONE, WEEKDAYS
 
 __all__ = [
     "CELL_DEGREES",
@@ -304,7 +303,7 @@ def _placed(position: tuple[float, float] | None) -> dict[str, Any]:
 def _local_starts(activity: Mapping[str, Any]) -> Iterable[tuple[int, time]]:
     """(weekday number, local start time) of each way the activity takes place."""
     if activity.get("type") == "Event":
-        start = _in_zone(datetime.fromisoformat(activity["startDate"]), ZoneInfo(DEFAULT_TIMEZONE))
+        start = _in_zone(datetime.fromisoformat(activity["startDate"]), LOCAL_ZONE)
         if start is not None:
             yield start.weekday(), start.time()
         return

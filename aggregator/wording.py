@@ -1,16 +1,15 @@
 """Plain words for what the operator's pages show: times as people write them, outcomes as sentences.
 
 Stored values stay machine-shaped (ISO times in UTC, short status codes) because the JSON
-views and tests read them; the pages turn them into "7 Dec 2026, 13:38" (UK time) and
+views and tests read them; the pages turn them into "7 Dec 2026, 13:38" (LOCAL_ZONE time) and
 "Nothing new since the last harvest" at the last moment.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
-UK = ZoneInfo("Europe/London")
+from schema.schedule import LOCAL_ZONE
 
 # What each harvest status (aggregator.harvest.HarvestResult.status) means to an operator.
 HARVEST_OUTCOMES = {
@@ -50,7 +49,7 @@ def harvest_outcome(status: str | None) -> str:
 
 
 def plain_time(value: datetime | date | str | None) -> str:
-    """A stored UTC time (or its ISO text) as UK time, "7 Dec 2026, 13:38"; "never" for none.
+    """A stored UTC time (or its ISO text) as LOCAL_ZONE time, "7 Dec 2026, 13:38"; "never" for none.
 
     A date alone (or its ISO text, like a lastVerified) is the day, "7 Dec 2026".
     """
@@ -63,5 +62,5 @@ def plain_time(value: datetime | date | str | None) -> str:
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     if moment.tzinfo is None:  # stored times are UTC (federation.db.UTCDateTime)
         moment = moment.replace(tzinfo=UTC)
-    local = moment.astimezone(UK)
+    local = moment.astimezone(LOCAL_ZONE)
     return f"{local.day} {local:%b %Y, %H:%M}"

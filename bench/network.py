@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from demo.sample_data import DAYS, TIMES, sample_network
+from schema.schedule import LOCAL_ZONE
 
 # Towns of Great Britain with a rough weight (population, in hundreds of thousands) and how
 # far from the centre their activities spread, in km.
@@ -143,9 +144,8 @@ def vary(rng: random.Random, doc: dict[str, Any], today: date) -> dict[str, Any]
 
 def _london(day: date, hhmm: str) -> str:
     """A local time in London as a date-time with its offset (BST or GMT)."""
-    from zoneinfo import ZoneInfo
 
-    moment = datetime.combine(day, time.fromisoformat(hhmm), tzinfo=ZoneInfo("Europe/London"))
+    moment = datetime.combine(day, time.fromisoformat(hhmm), tzinfo=LOCAL_ZONE)
     return moment.isoformat(timespec="seconds")
 
 

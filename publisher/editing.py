@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
 
 import orjson
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -23,9 +22,9 @@ from federation.db import json_text
 from federation.geocoding import Centroids, Geocoder, GeocoderUnavailable, files_of, locate_postcode
 from publisher.store import Conflict, Group, NotFound, Store, StoredActivity, slugify
 from schema import Problem, normalise_activity_postcode, normalise_postcode, outsized, validate_activity
+from schema.schedule import LOCAL_ZONE
 
 # Dates people see ("verified today") are the organiser's dates, which are UK dates.
-LOCAL_ZONE = ZoneInfo("Europe/London")
 CONFIRMATION_SALT = "localfeed.still-running"
 CONFIRMATION_MAX_AGE = timedelta(days=60)
 _SLUG_ATTEMPTS = 5

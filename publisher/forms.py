@@ -18,7 +18,6 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from werkzeug.datastructures import MultiDict
 
@@ -26,12 +25,11 @@ from federation.clock import utcnow
 from publisher.editing import today as uk_today
 from schema import Problem, normalise_postcode, vocab
 from schema.price import donation_of, pay_what_you_can
-from schema.schedule import DEFAULT_TIMEZONE, WEEKDAYS
+from schema.schedule import DEFAULT_TIMEZONE, LOCAL_ZONE, WEEKDAYS
 
 Fields = dict[str, Any]
 """Field name → text typed (a list of texts for the fields in ``LIST_FIELDS``)."""
 
-LOCAL_ZONE = ZoneInfo(DEFAULT_TIMEZONE)
 
 FREQUENCIES = {
     "weekly": "Every week",

@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from schema.limits import LATEST_YEAR
 
 DEFAULT_TIMEZONE = "Europe/London"
+# The zone people here read times in: one object, so every page and feed agrees on it.
+LOCAL_ZONE = ZoneInfo(DEFAULT_TIMEZONE)
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 INACTIVE_STATUSES = frozenset({"paused", "cancelled"})
 EN_DASH = "\u2013"
@@ -69,7 +71,7 @@ def next_occurrences(activity: Mapping[str, Any], after: datetime, count: int) -
 
 
 def _event_occurrence(activity: Mapping[str, Any], after: datetime) -> list[Occurrence]:
-    zone = ZoneInfo(DEFAULT_TIMEZONE)
+    zone = LOCAL_ZONE
     try:
         start = datetime.fromisoformat(activity["startDate"]).astimezone(zone)
         if start <= after:
@@ -114,7 +116,7 @@ def _zone(entry: Mapping[str, Any]) -> ZoneInfo:
         # The contract takes only zones tzdata knows, but tzdata can drop one after it was stored
         # (or a path skipped the contract): the schedule is then read in the default zone, as it
         # would be had it named none, rather than failing every page that shows it.
-        return ZoneInfo(DEFAULT_TIMEZONE)
+        return LOCAL_ZONE
 
 
 def _weekday_numbers(entry: Mapping[str, Any]) -> list[int]:

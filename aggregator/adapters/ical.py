@@ -40,12 +40,11 @@ from aggregator import budget
 from aggregator.adapters import mapping as m
 from aggregator.adapters.base import Fetch, Page, Unmapped
 from federation.clock import utcnow
-from schema.schedule import nth_session_date, repeat_problem, runs_on, start_problem
+from schema.schedule import DEFAULT_TIMEZONE, nth_session_date, repeat_problem, runs_on, start_problem
 from schema.text import http_url
 
 KIND = "ical"
 
-DEFAULT_TIMEZONE = "Europe/London"
 # How far ahead the occurrences of a series we cannot express as a schedule are listed.
 OCCURRENCE_HORIZON = timedelta(days=92)
 MAX_OCCURRENCES = 12

@@ -28,7 +28,7 @@ from aggregator.adapters import mapping as m
 from aggregator.adapters.base import Change, Fetch, Page, Unmapped
 from federation.clock import utcnow
 from schema.openactive import DAYS, day_code, from_openactive, is_localfeed_form
-from schema.schedule import nth_session_date, repeat_problem, runs_on, start_problem
+from schema.schedule import LOCAL_ZONE, nth_session_date, repeat_problem, runs_on, start_problem
 from schema.text import http_url
 
 KIND = "openactive"
@@ -42,7 +42,6 @@ _REPEAT = re.compile(
 )
 _SERIES_TYPES = {"SessionSeries", "CourseInstance", "HeadlineEvent"}
 EVENT_TYPES = {"Event", "OnDemandEvent", "ScheduledSession", *_SERIES_TYPES}
-_LONDON = ZoneInfo("Europe/London")
 # Sessions further apart on average than this many days keep no weekly pattern.
 _MOSTLY_MISSING = 14
 # An RPDE ``modified`` this large and no larger is a Unix time; smaller ones are change numbers.
@@ -562,7 +561,7 @@ def _pattern_of(sessions: list[dict[str, Any]]) -> dict[str, Any] | None:
         start, end = m.as_datetime(session.get("startDate")), m.as_datetime(session.get("endDate"))
         if start is None or end is None:
             return None
-        times.append((start.astimezone(_LONDON), end.astimezone(_LONDON)))
+        times.append((start.astimezone(LOCAL_ZONE), end.astimezone(LOCAL_ZONE)))
     clocks = {(s.strftime("%H:%M"), e.strftime("%H:%M")) for s, e in times}
     if len(clocks) != 1:
         return None
@@ -597,7 +596,7 @@ def _cancelled_dates(sessions: list[dict[str, Any]]) -> list[str]:
     for session in sessions:
         start = m.as_datetime(session.get("startDate"))
         if start and str(session.get("eventStatus", "")).endswith("EventCancelled"):
-            found.append(start.astimezone(_LONDON).date().isoformat())
+            found.append(start.astimezone(LOCAL_ZONE).date().isoformat())
     return found
 
 

@@ -26,7 +26,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, or_
 from sqlalchemy.engine import Connection
@@ -36,7 +35,7 @@ from aggregator import freshness, geocode, query
 from aggregator import search_index as si
 from aggregator.oruk.shape import TAXONOMIES, Taxonomy
 from schema import normalise_postcode
-from schema.schedule import DEFAULT_TIMEZONE, WEEKDAYS
+from schema.schedule import LOCAL_ZONE, WEEKDAYS
 from schema.vocab import ids as vocabulary_ids
 
 DEFAULT_PER_PAGE = 50
@@ -342,7 +341,7 @@ def meets_schedules(activity: Mapping[str, Any], filters: Filters) -> bool:
 def _sessions(activity: Mapping[str, Any]) -> Iterator[tuple[int, time, time]]:
     """(weekday, local opening time, local closing time) of each way the activity takes place."""
     if activity.get("type") == "Event":
-        zone = ZoneInfo(DEFAULT_TIMEZONE)
+        zone = LOCAL_ZONE
         start = datetime.fromisoformat(activity["startDate"]).astimezone(zone)
         end = datetime.fromisoformat(activity["endDate"]).astimezone(zone)
         yield start.weekday(), start.time(), end.time()

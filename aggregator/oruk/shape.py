@@ -16,13 +16,12 @@ import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
 
 from aggregator.freshness import confirmed_by_organiser
 from federation.feeds.common import vocab_label
 from schema import vocab
 from schema.resources import SCHEMA_BASE_URL
-from schema.schedule import DEFAULT_TIMEZONE, describe, series_start
+from schema.schedule import LOCAL_ZONE, describe, series_start
 
 _STATUS = {"scheduled": "active", "paused": "temporarily closed", "cancelled": "inactive"}
 _FREQUENCY = {"P1W": ("WEEKLY", 1), "P2W": ("WEEKLY", 2), "P1M": ("MONTHLY", 1)}
@@ -286,7 +285,7 @@ def schedules(activity: Mapping[str, Any]) -> list[dict[str, Any]]:
     ``startDate`` a publisher typed, which need not fall on one of the ``byday`` days.
     """
     if activity["type"] == "Event":
-        zone = ZoneInfo(DEFAULT_TIMEZONE)
+        zone = LOCAL_ZONE
         start = datetime.fromisoformat(activity["startDate"]).astimezone(zone)
         end = datetime.fromisoformat(activity["endDate"]).astimezone(zone)
         return [

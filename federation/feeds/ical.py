@@ -27,7 +27,6 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 from icalendar import Timezone
 
@@ -39,7 +38,14 @@ from federation.feeds.common import (
     renderable_info,
     summary_text,
 )
-from schema.schedule import DEFAULT_TIMEZONE, INACTIVE_STATUSES, except_starts, series_start, to_rrule
+from schema.schedule import (
+    DEFAULT_TIMEZONE,
+    INACTIVE_STATUSES,
+    LOCAL_ZONE,
+    except_starts,
+    series_start,
+    to_rrule,
+)
 
 ICAL_MEDIA_TYPE = "text/calendar"
 PRODUCT_ID = "-//Localfeed//Activity feed//EN"
@@ -125,9 +131,8 @@ def _write_events(activity: Mapping[str, Any], out: list[str], zones: set[str]) 
     """Append the activity's VEVENTs to ``out`` and the time zones they use to ``zones``."""
     common = _common_properties(activity)
     if activity["type"] == "Event":
-        london = ZoneInfo(DEFAULT_TIMEZONE)
-        start = datetime.fromisoformat(activity["startDate"]).astimezone(london)
-        end = datetime.fromisoformat(activity["endDate"]).astimezone(london)
+        start = datetime.fromisoformat(activity["startDate"]).astimezone(LOCAL_ZONE)
+        end = datetime.fromisoformat(activity["endDate"]).astimezone(LOCAL_ZONE)
         times = [_local("DTSTART", start, zones), _local("DTEND", end, zones)]
         out.append(_vevent(activity["id"], times, common))
         return
