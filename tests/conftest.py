@@ -205,5 +205,7 @@ def assert_accessible_without_script(chromium, page) -> None:
 
 def assert_no_sideways_scroll(page) -> None:
     """Nothing on ``page`` is wider than its window (WCAG 1.4.10 reflow: phones and 200% zoom)."""
+    # A click that navigates can return before the new document exists: measure the page loaded.
+    page.wait_for_load_state("load")
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px at {page.viewport_size}"
